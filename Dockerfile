@@ -1,0 +1,61 @@
+# rtchat container image: one static-ish binary on Debian slim.
+#
+#   docker build -t rtchat .
+#   docker run -e DATABASE_URL=postgres://... -e JWT_SECRET=... -p 8000:8000 rtchat
+#
+# The binary embeds schema.sql, openapi.yaml and static/ at compile time (include_str!),
+# so the runtime stage needs nothing but the binary. DATABASE_URL must be set in a
+# container: the embedded-PostgreSQL fallback needs PostgreSQL binaries this image lacks.
+
+############################################################################## builder
+FROM rust:1-bookworm AS builder
+WORKDIR /build
+
+# Dependencies first, against a dummy crate, so this layer stays cached until
+# Cargo.toml or Cargo.lock change. (A build.rs, if one is ever added, must be copied here.)
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir src \
+    && echo 'fn main() {}' > src/main.rs \
+    && touch src/lib.rs \
+    && cargo build --release --locked \
+    && rm -rf src
+
+# The application itself. The dummy's artifacts are removed by name so cargo rebuilds
+# the crate even when the copied sources carry mtimes older than the dummy build.
+COPY src ./src
+COPY schema.sql openapi.yaml ./
+COPY static ./static
+RUN rm -rf target/release/.fingerprint/rtchat-* \
+           target/release/deps/rtchat-* \
+           target/release/deps/librtchat-* \
+    && cargo build --release --locked \
+    && cp target/release/rtchat /build/rtchat
+
+############################################################################## runtime
+FROM debian:bookworm-slim
+
+# ca-certificates for outbound TLS, curl for the HEALTHCHECK below; nothing else.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/*
+
+RUN groupadd --system --gid 10001 rtchat \
+    && useradd --system --no-log-init --uid 10001 --gid rtchat \
+               --home-dir /var/lib/rtchat --create-home --shell /usr/sbin/nologin rtchat
+
+COPY --from=builder /build/rtchat /usr/local/bin/rtchat
+
+WORKDIR /var/lib/rtchat
+# Numeric, so orchestrators that enforce "run as non-root" can verify it.
+USER 10001:10001
+
+ENV RTCHAT_ADDR=0.0.0.0:8000
+EXPOSE 8000
+
+# Liveness only (/readyz also checks the database). The port must match RTCHAT_ADDR.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD curl -fsS http://127.0.0.1:8000/healthz || exit 1
+
+# rtchat drains on SIGTERM: sockets close with 1001, in-flight requests finish.
+STOPSIGNAL SIGTERM
+CMD ["rtchat"]

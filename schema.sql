@@ -1,0 +1,126 @@
+-- rtchat's one schema. Applied at every start-up inside one transaction, under an advisory
+-- lock so several processes starting together do not race; every statement is idempotent.
+-- `schema_version` records what has been applied; a later version adds its own
+-- `ALTER ... IF NOT EXISTS` steps below and bumps the number, so existing data is kept.
+
+CREATE TABLE IF NOT EXISTS schema_version (
+    version     integer     NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT schema_version_pkey PRIMARY KEY (version)
+);
+
+CREATE TABLE IF NOT EXISTS users (
+    id            bigint GENERATED ALWAYS AS IDENTITY,
+    email         text        NOT NULL,
+    name          text        NOT NULL,
+    password_hash text        NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    -- The user's event counter: the seq of the last event appended for them. Bumped under
+    -- this row's lock in the transaction that appends the event (see src/events.rs).
+    last_seq      bigint      NOT NULL DEFAULT 0,
+    CONSTRAINT users_pkey PRIMARY KEY (id)
+);
+-- Emails are unique case-insensitively (register's 409) and found by prefix (GET /users?q=).
+CREATE UNIQUE INDEX IF NOT EXISTS users_email_key ON users (lower(email) text_pattern_ops);
+-- GET /users?q= matches a name prefix too.
+CREATE INDEX IF NOT EXISTS users_name_prefix_idx ON users (lower(name) text_pattern_ops);
+
+CREATE TABLE IF NOT EXISTS chats (
+    id               bigint GENERATED ALWAYS AS IDENTITY,
+    type             text        NOT NULL,
+    title            text,
+    creator_id       bigint      NOT NULL,
+    is_active        boolean     NOT NULL DEFAULT true,
+    -- 'low:high' user ids of a private chat; unique, so a pair has one private chat even
+    -- when both users create it at the same moment.
+    private_key      text,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    -- Bumped by each new message: GET /chats sorts by it.
+    last_activity_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT chats_pkey PRIMARY KEY (id),
+    CONSTRAINT chats_type_check CHECK (type IN ('private', 'group')),
+    CONSTRAINT chats_creator_fkey FOREIGN KEY (creator_id) REFERENCES users (id),
+    CONSTRAINT chats_private_key_key UNIQUE (private_key)
+);
+
+CREATE TABLE IF NOT EXISTS chat_members (
+    chat_id              bigint      NOT NULL,
+    user_id              bigint      NOT NULL,
+    joined_at            timestamptz NOT NULL DEFAULT now(),
+    -- The read cursor; only moves forward.
+    last_read_message_id bigint,
+    CONSTRAINT chat_members_pkey PRIMARY KEY (chat_id, user_id),
+    CONSTRAINT chat_members_chat_fkey FOREIGN KEY (chat_id) REFERENCES chats (id) ON DELETE CASCADE,
+    CONSTRAINT chat_members_user_fkey FOREIGN KEY (user_id) REFERENCES users (id)
+);
+-- GET /chats: the chats of one user.
+CREATE INDEX IF NOT EXISTS chat_members_user_idx ON chat_members (user_id, chat_id);
+
+CREATE TABLE IF NOT EXISTS messages (
+    id         bigint GENERATED ALWAYS AS IDENTITY,
+    chat_id    bigint      NOT NULL,
+    sender_id  bigint      NOT NULL,
+    text       text        NOT NULL,
+    client_id  text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    edited_at  timestamptz,
+    CONSTRAINT messages_pkey PRIMARY KEY (id),
+    CONSTRAINT messages_chat_fkey FOREIGN KEY (chat_id) REFERENCES chats (id) ON DELETE CASCADE,
+    CONSTRAINT messages_sender_fkey FOREIGN KEY (sender_id) REFERENCES users (id),
+    -- Idempotent send: one message per (chat, sender, client_id). NULL client_ids never clash.
+    CONSTRAINT messages_client_id_key UNIQUE (chat_id, sender_id, client_id)
+);
+-- Message history pages (before/after cursors), last_message and unread counts.
+CREATE INDEX IF NOT EXISTS messages_chat_id_idx ON messages (chat_id, id);
+
+-- The durable event log. An event's body is stored once in `events`; `user_events` gives
+-- each recipient its own consecutive seq pointing at it. See src/events.rs.
+CREATE TABLE IF NOT EXISTS events (
+    id         bigint GENERATED ALWAYS AS IDENTITY,
+    type       text        NOT NULL,
+    -- The payload JSON exactly as sent on the socket, serialised once.
+    payload    text        NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT events_pkey PRIMARY KEY (id)
+);
+-- Retention prunes by age.
+CREATE INDEX IF NOT EXISTS events_created_at_idx ON events (created_at);
+
+CREATE TABLE IF NOT EXISTS user_events (
+    user_id    bigint      NOT NULL,
+    seq        bigint      NOT NULL,
+    event_id   bigint      NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    -- Replay reads `WHERE user_id = $1 AND seq > $2 ORDER BY seq`: this key serves it.
+    CONSTRAINT user_events_pkey PRIMARY KEY (user_id, seq)
+);
+-- Retention prunes by age.
+CREATE INDEX IF NOT EXISTS user_events_created_at_idx ON user_events (created_at);
+
+
+-- Login sessions. An access token names its session (`sid`); a refresh token is a random
+-- secret stored only as its SHA-256. Each refresh rotates the token: the old one is marked
+-- used, and presenting a used one again revokes the whole session (theft detection).
+CREATE TABLE IF NOT EXISTS sessions (
+    id         bigint GENERATED ALWAYS AS IDENTITY,
+    user_id    bigint      NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz NOT NULL,
+    revoked_at timestamptz,
+    CONSTRAINT sessions_pkey PRIMARY KEY (id),
+    CONSTRAINT sessions_user_fkey FOREIGN KEY (user_id) REFERENCES users (id)
+);
+-- Logout of all sessions of a user.
+CREATE INDEX IF NOT EXISTS sessions_user_idx ON sessions (user_id);
+
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    token_hash bytea       NOT NULL,
+    session_id bigint      NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    used_at    timestamptz,
+    CONSTRAINT refresh_tokens_pkey PRIMARY KEY (token_hash),
+    CONSTRAINT refresh_tokens_session_fkey FOREIGN KEY (session_id) REFERENCES sessions (id) ON DELETE CASCADE
+);
+
+INSERT INTO schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;

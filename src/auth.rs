@@ -1,0 +1,228 @@
+//! Credentials: argon2id password hashes (computed off the async runtime) and HS256 access
+//! tokens (`sub`, `iat`, `exp`). Where a token is taken from a request lives in `http`.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{OnceCell, Semaphore};
+
+use crate::error::ApiError;
+
+/// At most this many argon2 computations at once. Each takes ~19 MiB and a core for tens of
+/// milliseconds; more in parallel on a small box would only queue inside the thread pool
+/// while holding memory.
+const HASH_CONCURRENCY: usize = 4;
+
+/// Tokens longer than this are refused before any parsing (ours are ~200 bytes).
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+/// Clock leeway when checking `exp`: the contract allows at most 60 s.
+const EXP_LEEWAY_SECS: u64 = 60;
+
+/// The claims of an rtchat access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id, as a decimal string (JWT's `sub` is a string).
+    pub sub: String,
+    pub iat: u64,
+    pub exp: u64,
+    /// The login session this token belongs to.
+    pub sid: i64,
+}
+
+/// A verified caller.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub user_id: i64,
+    /// The login session of the token.
+    pub session_id: i64,
+    /// Unix seconds when the token expires; sockets close with 4001 then.
+    pub expires_at: u64,
+}
+
+/// Signs and verifies tokens, hashes and checks passwords.
+pub struct Auth {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl: Duration,
+    hash_permits: Arc<Semaphore>,
+    /// A hash of a random password, checked when the email is unknown so that a login for an
+    /// unknown email costs the same time as a wrong password (no account enumeration).
+    dummy_hash: OnceCell<String>,
+}
+
+impl Auth {
+    pub fn new(secret: &[u8], ttl: Duration) -> Auth {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = EXP_LEEWAY_SECS;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Auth {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl,
+            hash_permits: Arc::new(Semaphore::new(HASH_CONCURRENCY)),
+            dummy_hash: OnceCell::new(),
+        }
+    }
+
+    /// The access token lifetime.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// A new access token for `user_id` in session `session_id`.
+    pub fn issue(&self, user_id: i64, session_id: i64) -> Result<String, ApiError> {
+        let now = unix_now();
+        let claims = Claims {
+            sub: user_id.to_string(),
+            iat: now,
+            exp: now + self.ttl.as_secs(),
+            sid: session_id,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| ApiError::Internal(format!("jwt encode: {e}")))
+    }
+
+    /// Checks a token's signature, algorithm and expiry.
+    pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(ApiError::Unauthorized("the token is too long"));
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    ApiError::Unauthorized("the token has expired")
+                }
+                _ => ApiError::Unauthorized("the token is invalid"),
+            })?;
+        let user_id = data
+            .claims
+            .sub
+            .parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or(ApiError::Unauthorized("the token is invalid"))?;
+        Ok(Caller {
+            user_id,
+            session_id: data.claims.sid,
+            expires_at: data.claims.exp,
+        })
+    }
+
+    /// An argon2id PHC string for `password`, computed on the blocking pool.
+    pub async fn hash_password(&self, password: String) -> Result<String, ApiError> {
+        let _permit = self.hash_permits.acquire().await.expect("never closed");
+        tokio::task::spawn_blocking(move || {
+            let mut salt = [0u8; 16];
+            rand::thread_rng().fill_bytes(&mut salt);
+            let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt");
+            Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| ApiError::Internal(format!("argon2: {e}")))
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("hash task: {e}")))?
+    }
+
+    /// Whether `password` matches `hash`; with no hash (unknown email) it checks a dummy one
+    /// and answers false, taking the same time.
+    pub async fn verify_password(
+        &self,
+        password: String,
+        hash: Option<String>,
+    ) -> Result<bool, ApiError> {
+        let known = hash.is_some();
+        let hash = match hash {
+            Some(h) => h,
+            None => self
+                .dummy_hash
+                .get_or_try_init(|| async {
+                    let mut random = [0u8; 24];
+                    rand::thread_rng().fill_bytes(&mut random);
+                    self.hash_password(hex(&random)).await
+                })
+                .await?
+                .clone(),
+        };
+        let _permit = self.hash_permits.acquire().await.expect("never closed");
+        let matches = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash)
+                .map(|parsed| {
+                    Argon2::default()
+                        .verify_password(password.as_bytes(), &parsed)
+                        .is_ok()
+                })
+                .unwrap_or(false)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("verify task: {e}")))?;
+        Ok(known && matches)
+    }
+}
+
+/// A new refresh token (random, URL-safe) and the SHA-256 under which it is stored.
+pub fn new_refresh_token() -> (String, Vec<u8>) {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let token = hex(&bytes);
+    let hash = refresh_token_hash(&token);
+    (token, hash)
+}
+
+/// The stored form of a refresh token.
+pub fn refresh_token_hash(token: &str) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// A random secret for processes started without `JWT_SECRET`.
+pub fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex(&bytes)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_verifies_with_its_secret_only() {
+        let auth = Auth::new(b"0123456789abcdef0123", Duration::from_secs(60));
+        let token = auth.issue(42, 7).unwrap();
+        assert_eq!(auth.verify(&token).unwrap().user_id, 42);
+        let other = Auth::new(b"another-secret-entirely", Duration::from_secs(60));
+        assert!(other.verify(&token).is_err());
+        assert!(auth.verify("garbage").is_err());
+        assert!(auth.verify(&"a".repeat(MAX_TOKEN_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn an_alg_none_token_is_refused() {
+        let auth = Auth::new(b"0123456789abcdef0123", Duration::from_secs(60));
+        // {"alg":"none","typ":"JWT"}.{"sub":"1","iat":0,"exp":9999999999}.
+        let token =
+            "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiIxIiwiaWF0IjowLCJleHAiOjk5OTk5OTk5OTl9.";
+        assert!(auth.verify(token).is_err());
+    }
+}

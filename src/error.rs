@@ -1,0 +1,199 @@
+//! `ApiError`: the one error type at the HTTP edge, and the one place where a failure
+//! becomes a status code and the JSON envelope `{"detail", "code"}` of the contract.
+
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use hyper::{Response, StatusCode};
+use serde_json::json;
+
+/// The response body type of every rtchat response.
+pub type Body = Full<bytes::Bytes>;
+
+/// One failed field of a request, as listed in a 422 body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Everything that can go wrong while answering a request.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: the body is not JSON (or not the form it claims to be).
+    InvalidJson(String),
+    /// 401: missing, malformed, wrongly signed or expired token.
+    Unauthorized(&'static str),
+    /// 401 on login: wrong email or password.
+    InvalidCredentials,
+    /// 403: the caller may see the resource but their role forbids the action.
+    Forbidden(&'static str),
+    /// 403: the chat is inactive and takes no messages.
+    ChatInactive,
+    /// 404: unknown path, or a resource the caller may not see.
+    NotFound(&'static str),
+    /// 405, with the methods the path does allow.
+    MethodNotAllowed(&'static [hyper::Method]),
+    /// 409: the email is registered already.
+    EmailTaken,
+    /// 410: `since` is older than the retained event log.
+    ResyncRequired,
+    /// 413: the body is over the limit.
+    PayloadTooLarge(usize),
+    /// 415: a Content-Type the endpoint does not read.
+    UnsupportedMediaType,
+    /// 422: the request is well-formed but its values are not acceptable.
+    Validation(Vec<FieldError>),
+    /// 429, with how long to wait.
+    RateLimited(Duration),
+    /// 503: the database cannot be reached (pool timeout, connection refused).
+    Unavailable(String),
+    /// 500: a bug or an unexpected database failure. The message is logged, never sent.
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 422 for one field.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::Validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) | ApiError::ChatInactive => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::EmailTaken => StatusCode::CONFLICT,
+            ApiError::ResyncRequired => StatusCode::GONE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::ChatInactive => "chat_inactive",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::EmailTaken => "email_taken",
+            ApiError::ResyncRequired => "resync_required",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Validation(_) => "validation_error",
+            ApiError::RateLimited(_) => "rate_limited",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            ApiError::InvalidJson(why) => format!("the body is not valid JSON: {why}"),
+            ApiError::Unauthorized(why) => (*why).to_string(),
+            ApiError::InvalidCredentials => "wrong email or password".into(),
+            ApiError::Forbidden(why) => (*why).to_string(),
+            ApiError::ChatInactive => "the chat is inactive and takes no messages".into(),
+            ApiError::NotFound(what) => format!("{what} not found"),
+            ApiError::MethodNotAllowed(_) => "method not allowed on this path".into(),
+            ApiError::EmailTaken => "this email is registered already".into(),
+            ApiError::ResyncRequired => {
+                "`since` is older than the kept event log: refetch your state over REST".into()
+            }
+            ApiError::PayloadTooLarge(limit) => format!("the body is over {limit} bytes"),
+            ApiError::UnsupportedMediaType => "send the body as application/json".into(),
+            ApiError::Validation(errors) => match errors.as_slice() {
+                [one] => format!("{}: {}", one.field, one.message),
+                _ => "the request has invalid fields".into(),
+            },
+            ApiError::RateLimited(_) => "too many requests: slow down".into(),
+            ApiError::Unavailable(_) => "the database is unavailable, try again".into(),
+            ApiError::Internal(_) => "internal error".into(),
+        }
+    }
+
+    /// The response for this error: the one place where statuses, codes and headers are chosen.
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        match &self {
+            ApiError::Internal(why) => tracing::error!(error = %why, "internal error"),
+            ApiError::Unavailable(why) => tracing::warn!(error = %why, "database unavailable"),
+            _ => {}
+        }
+        let mut body = json!({ "detail": self.detail(), "code": self.code() });
+        if let ApiError::Validation(errors) = &self {
+            body["errors"] = errors
+                .iter()
+                .map(|e| json!({ "field": e.field, "message": e.message }))
+                .collect();
+        }
+        let mut response = crate::http::json_response(status, &body);
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::Unauthorized(_) => {
+                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::MethodNotAllowed(methods) => {
+                let allow = methods
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                headers.insert(
+                    ALLOW,
+                    HeaderValue::from_str(&allow).expect("method names are ASCII"),
+                );
+            }
+            ApiError::RateLimited(wait) => {
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                headers.insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            }
+            _ => {}
+        }
+        debug_assert!(response.headers().contains_key(CONTENT_TYPE));
+        response
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if e.is_closed() || e.as_db_error().is_none() && e.to_string().contains("connect") {
+            ApiError::Unavailable(e.to_string())
+        } else {
+            match e.as_db_error() {
+                Some(db) => {
+                    ApiError::Internal(format!("database: {} ({})", db.message(), db.code().code()))
+                }
+                None => ApiError::Internal(format!("database: {e}")),
+            }
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        ApiError::Unavailable(format!("pool: {e}"))
+    }
+}
+
+/// The result type of every handler.
+pub type ApiResult<T> = Result<T, ApiError>;

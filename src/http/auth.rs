@@ -1,0 +1,273 @@
+//! `/auth/*`: register, login (JSON or the OAuth2 password form), refresh, logout, me.
+
+use hyper::Response;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::{new_refresh_token, refresh_token_hash};
+use crate::error::{ApiError, ApiResult, Body, FieldError};
+use crate::http::{created, no_content, ok, Ctx};
+use crate::model::{User, USER_COLUMNS};
+
+/// Longest email accepted (RFC 5321's path limit).
+const MAX_EMAIL_CHARS: usize = 254;
+/// Display names: 1..=64 characters after trimming.
+const MAX_NAME_CHARS: usize = 64;
+/// Passwords: 8..=128 characters; the upper bound keeps argon2's input reasonable.
+const MIN_PASSWORD_CHARS: usize = 8;
+const MAX_PASSWORD_CHARS: usize = 128;
+/// Longest refresh token accepted before any lookup (ours are 64 hex characters).
+const MAX_REFRESH_TOKEN_LEN: usize = 256;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterBody {
+    email: String,
+    name: String,
+    password: String,
+}
+
+/// A trimmed email, or the reason it is not one.
+pub fn normalize_email(raw: &str) -> Result<String, &'static str> {
+    let email = raw.trim();
+    let (local, domain) = email.split_once('@').ok_or("must be an email address")?;
+    if local.is_empty() || domain.is_empty() || domain.contains('@') {
+        return Err("must be an email address");
+    }
+    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain spaces");
+    }
+    if email.chars().count() > MAX_EMAIL_CHARS {
+        return Err("must be at most 254 characters");
+    }
+    Ok(email.to_string())
+}
+
+/// `POST /auth/register`
+pub async fn register(ctx: Ctx) -> ApiResult<Response<Body>> {
+    let body: RegisterBody = ctx.json()?;
+    let mut errors = Vec::new();
+    let email = normalize_email(&body.email).unwrap_or_else(|why| {
+        errors.push(FieldError::new("email", why));
+        String::new()
+    });
+    let name = body.name.trim().to_string();
+    let name_chars = name.chars().count();
+    if name_chars == 0 || name_chars > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        errors.push(FieldError::new(
+            "name",
+            "must be 1..64 characters, no control characters",
+        ));
+    }
+    let password_chars = body.password.chars().count();
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&password_chars) {
+        errors.push(FieldError::new("password", "must be 8..128 characters"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+
+    let hash = ctx.state.auth.hash_password(body.password).await?;
+    let client = ctx.state.db().await?;
+    let statement = client
+        .prepare_cached(&format!(
+            "INSERT INTO users (email, name, password_hash) VALUES ($1, $2, $3) RETURNING {USER_COLUMNS}"
+        ))
+        .await?;
+    match client.query_one(&statement, &[&email, &name, &hash]).await {
+        Ok(row) => created(&User::from_row(&row)),
+        Err(e) if is_unique_violation(&e, "users_email_key") => Err(ApiError::EmailTaken),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether `e` is a unique violation of the named constraint or index.
+pub fn is_unique_violation(e: &tokio_postgres::Error, constraint: &str) -> bool {
+    e.as_db_error().is_some_and(|db| {
+        db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+            && db.constraint() == Some(constraint)
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    email: String,
+    password: String,
+}
+
+/// `POST /auth/login`: JSON `{email, password}` or the OAuth2 password form.
+pub async fn login(ctx: Ctx) -> ApiResult<Response<Body>> {
+    let (email, password) = if ctx.content_type_is(&["application/x-www-form-urlencoded"]) {
+        let form: Vec<(String, String)> = form_urlencoded::parse(&ctx.body).into_owned().collect();
+        let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        match (field("username"), field("password")) {
+            (Some(u), Some(p)) => (u, p),
+            (None, _) => return Err(ApiError::field("username", "is required")),
+            (_, None) => return Err(ApiError::field("password", "is required")),
+        }
+    } else {
+        let body: LoginBody = ctx.json()?;
+        (body.email, body.password)
+    };
+    if password.chars().count() > MAX_PASSWORD_CHARS {
+        return Err(ApiError::InvalidCredentials);
+    }
+    let email = normalize_email(&email).map_err(|_| ApiError::InvalidCredentials)?;
+
+    let client = ctx.state.db().await?;
+    let statement = client
+        .prepare_cached("SELECT id, password_hash FROM users WHERE lower(email) = lower($1)")
+        .await?;
+    let row = client.query_opt(&statement, &[&email]).await?;
+    let (user_id, hash): (Option<i64>, Option<String>) = match &row {
+        Some(row) => (Some(row.get(0)), Some(row.get(1))),
+        None => (None, None),
+    };
+    drop(client); // no connection held across the slow hash
+    let matches = ctx.state.auth.verify_password(password, hash).await?;
+    let user_id = match (matches, user_id) {
+        (true, Some(id)) => id,
+        _ => return Err(ApiError::InvalidCredentials),
+    };
+
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO sessions (user_id, expires_at) VALUES ($1, now() + make_interval(secs => $2)) RETURNING id",
+        )
+        .await?;
+    let session_id: i64 = tx
+        .query_one(
+            &statement,
+            &[&user_id, &ctx.state.config.refresh_ttl.as_secs_f64()],
+        )
+        .await?
+        .get(0);
+    let refresh_token = store_refresh_token(&tx, session_id).await?;
+    tx.commit().await?;
+    token_pair(&ctx, user_id, session_id, refresh_token)
+}
+
+async fn store_refresh_token(
+    client: &impl deadpool_postgres::GenericClient,
+    session_id: i64,
+) -> ApiResult<String> {
+    let (token, hash) = new_refresh_token();
+    let statement = client
+        .prepare_cached("INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)")
+        .await?;
+    client.execute(&statement, &[&hash, &session_id]).await?;
+    Ok(token)
+}
+
+fn token_pair(
+    ctx: &Ctx,
+    user_id: i64,
+    session_id: i64,
+    refresh_token: String,
+) -> ApiResult<Response<Body>> {
+    let access_token = ctx.state.auth.issue(user_id, session_id)?;
+    ok(&json!({
+        "access_token": access_token,
+        "token_type": "bearer",
+        "expires_in": ctx.state.auth.ttl().as_secs(),
+        "refresh_token": refresh_token,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+/// `POST /auth/refresh`: rotates the refresh token; a used one presented again revokes the
+/// whole session.
+pub async fn refresh(ctx: Ctx) -> ApiResult<Response<Body>> {
+    let body: RefreshBody = ctx.json()?;
+    if body.refresh_token.is_empty() || body.refresh_token.len() > MAX_REFRESH_TOKEN_LEN {
+        return Err(ApiError::Unauthorized("the refresh token is invalid"));
+    }
+    let hash = refresh_token_hash(&body.refresh_token);
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    // Marking the token used and reading its session is one statement, so two concurrent
+    // refreshes with the same token cannot both succeed.
+    let statement = tx
+        .prepare_cached(
+            "WITH token AS (
+                 UPDATE refresh_tokens SET used_at = now()
+                 WHERE token_hash = $1 AND used_at IS NULL
+                 RETURNING session_id
+             )
+             SELECT s.id, s.user_id, s.revoked_at IS NULL AND s.expires_at > now() AS live
+             FROM sessions s JOIN token t ON t.session_id = s.id",
+        )
+        .await?;
+    let Some(row) = tx.query_opt(&statement, &[&hash]).await? else {
+        // Unknown, or used before: a used token presented again means it was stolen (or the
+        // client is broken); either way the session ends.
+        let statement = tx
+            .prepare_cached(
+                "UPDATE sessions SET revoked_at = coalesce(revoked_at, now())
+                 WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1)",
+            )
+            .await?;
+        let reused = tx.execute(&statement, &[&hash]).await? > 0;
+        tx.commit().await?;
+        if reused {
+            tracing::warn!("a used refresh token was presented again: session revoked");
+        }
+        return Err(ApiError::Unauthorized("the refresh token is invalid"));
+    };
+    let (session_id, user_id, live): (i64, i64, bool) = (row.get(0), row.get(1), row.get(2));
+    if !live {
+        tx.commit().await?;
+        return Err(ApiError::Unauthorized("the session has ended"));
+    }
+    let refresh_token = store_refresh_token(&tx, session_id).await?;
+    tx.commit().await?;
+    token_pair(&ctx, user_id, session_id, refresh_token)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LogoutBody {
+    #[serde(default)]
+    all: bool,
+}
+
+/// `POST /auth/logout`: ends this session, or with `{"all": true}` all of the user's.
+pub async fn logout(ctx: Ctx) -> ApiResult<Response<Body>> {
+    let caller = ctx.caller()?;
+    let body: LogoutBody = if ctx.body.iter().all(u8::is_ascii_whitespace) {
+        LogoutBody::default()
+    } else {
+        ctx.json()?
+    };
+    let client = ctx.state.db().await?;
+    let statement = client
+        .prepare_cached(
+            "UPDATE sessions SET revoked_at = now()
+             WHERE user_id = $1 AND revoked_at IS NULL AND ($2 OR id = $3)",
+        )
+        .await?;
+    client
+        .execute(
+            &statement,
+            &[&caller.user_id, &body.all, &caller.session_id],
+        )
+        .await?;
+    no_content()
+}
+
+/// `GET /auth/me`
+pub async fn me(ctx: Ctx) -> ApiResult<Response<Body>> {
+    let caller = ctx.caller()?;
+    let user = crate::http::users::find_user(&ctx, caller.user_id)
+        .await?
+        .ok_or(ApiError::Unauthorized("the token's user no longer exists"))?;
+    ok(&user)
+}

@@ -1,0 +1,444 @@
+//! `/chats` and `/chats/{chat_id}`: create (private chats de-duplicated), list by recent
+//! activity, read, update and delete chats. Also the shared helpers that lock a chat and
+//! check the caller's membership inside a transaction.
+
+use deadpool_postgres::GenericClient;
+use hyper::Response;
+use serde::Deserialize;
+use serde_json::json;
+use tokio_postgres::Row;
+
+use crate::error::{ApiError, ApiResult, Body, FieldError};
+use crate::events::{self, EventType, Outbox};
+use crate::http::users::{DEFAULT_PAGE, MAX_PAGE};
+use crate::http::{created, double_option, no_content, ok, Ctx};
+use crate::model::{Chat, ChatView, Message, CHAT_COLUMNS};
+
+/// Longest chat title, in characters.
+pub const MAX_TITLE_CHARS: usize = 128;
+/// Most members of a group, creator included.
+pub const MAX_GROUP_MEMBERS: usize = 1000;
+/// Unread counts stop counting here, so a huge backlog costs a bounded scan.
+pub const MAX_UNREAD_COUNT: i64 = 10_000;
+
+/// A chat row locked for the rest of the transaction, with its members read after the lock.
+pub struct LockedChat {
+    pub kind: String,
+    pub creator_id: i64,
+    pub is_active: bool,
+    /// Ascending.
+    pub members: Vec<i64>,
+}
+
+/// Locks chat `chat_id` (the first lock of every chat write, see `events`) and reads its
+/// members. 404 if it does not exist or `caller` is not a member.
+pub async fn lock_chat(
+    client: &impl GenericClient,
+    chat_id: i64,
+    caller: i64,
+) -> ApiResult<LockedChat> {
+    let statement = client
+        .prepare_cached(
+            "SELECT type, creator_id, is_active FROM chats WHERE id = $1 FOR NO KEY UPDATE",
+        )
+        .await?;
+    let row = client
+        .query_opt(&statement, &[&chat_id])
+        .await?
+        .ok_or(ApiError::NotFound("chat"))?;
+    // Read in a new statement, after the lock: membership changes take the same lock, so
+    // this sees all of them.
+    let members = chat_members(client, chat_id).await?;
+    if !members.contains(&caller) {
+        return Err(ApiError::NotFound("chat"));
+    }
+    Ok(LockedChat {
+        kind: row.get(0),
+        creator_id: row.get(1),
+        is_active: row.get(2),
+        members,
+    })
+}
+
+/// The members of a chat, ascending.
+pub async fn chat_members(client: &impl GenericClient, chat_id: i64) -> ApiResult<Vec<i64>> {
+    let statement = client
+        .prepare_cached("SELECT user_id FROM chat_members WHERE chat_id = $1 ORDER BY user_id")
+        .await?;
+    Ok(client
+        .query(&statement, &[&chat_id])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// Whether `user_id` is a member of `chat_id` (no lock).
+pub async fn is_member(client: &impl GenericClient, chat_id: i64, user_id: i64) -> ApiResult<bool> {
+    let statement = client
+        .prepare_cached("SELECT 1 FROM chat_members WHERE chat_id = $1 AND user_id = $2")
+        .await?;
+    Ok(client
+        .query_opt(&statement, &[&chat_id, &user_id])
+        .await?
+        .is_some())
+}
+
+/// The chat as the event payload shows it.
+pub async fn load_chat(client: &impl GenericClient, chat_id: i64) -> ApiResult<Chat> {
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {CHAT_COLUMNS} FROM chats c WHERE c.id = $1"
+        ))
+        .await?;
+    let row = client
+        .query_opt(&statement, &[&chat_id])
+        .await?
+        .ok_or(ApiError::NotFound("chat"))?;
+    Ok(Chat::from_row(&row))
+}
+
+/// The select list of a `ChatView` for member `$1`; the query joins `chats c` and
+/// `chat_members cm` (the caller's row).
+fn view_select() -> String {
+    format!(
+        "SELECT {CHAT_COLUMNS}, cm.last_read_message_id,
+            lm.id AS lm_id, lm.sender_id AS lm_sender_id, lm.text AS lm_text,
+            lm.created_at AS lm_created_at, lm.edited_at AS lm_edited_at, lm.client_id AS lm_client_id,
+            (SELECT count(*) FROM (
+                SELECT 1 FROM messages u
+                WHERE u.chat_id = c.id AND u.id > coalesce(cm.last_read_message_id, 0) AND u.sender_id <> $1
+                LIMIT {MAX_UNREAD_COUNT}) unread) AS unread_count
+         FROM chat_members cm
+         JOIN chats c ON c.id = cm.chat_id
+         LEFT JOIN LATERAL (
+             SELECT * FROM messages m WHERE m.chat_id = c.id ORDER BY m.id DESC LIMIT 1
+         ) lm ON true"
+    )
+}
+
+fn view_from_row(row: &Row) -> ChatView {
+    let chat = Chat::from_row(row);
+    let last_message = row.get::<_, Option<i64>>("lm_id").map(|id| Message {
+        id,
+        chat_id: chat.id,
+        sender_id: row.get("lm_sender_id"),
+        text: row.get("lm_text"),
+        created_at: row.get("lm_created_at"),
+        edited_at: row.get("lm_edited_at"),
+        client_id: row.get("lm_client_id"),
+    });
+    ChatView {
+        chat,
+        last_message,
+        unread_count: row.get("unread_count"),
+        last_read_message_id: row.get("last_read_message_id"),
+    }
+}
+
+/// The chat as member `user_id` sees it; 404 if they are not a member.
+pub async fn load_view(
+    client: &impl GenericClient,
+    chat_id: i64,
+    user_id: i64,
+) -> ApiResult<ChatView> {
+    let statement = client
+        .prepare_cached(&format!(
+            "{} WHERE cm.user_id = $1 AND cm.chat_id = $2",
+            view_select()
+        ))
+        .await?;
+    let row = client
+        .query_opt(&statement, &[&user_id, &chat_id])
+        .await?
+        .ok_or(ApiError::NotFound("chat"))?;
+    Ok(view_from_row(&row))
+}
+
+/// Checks that every id in `ids` is a registered user; 422 on `field` naming the unknown ones.
+pub async fn check_users_exist(
+    client: &impl GenericClient,
+    ids: &[i64],
+    field: &str,
+) -> ApiResult<()> {
+    let statement = client
+        .prepare_cached("SELECT array_agg(id) FROM users WHERE id = ANY($1)")
+        .await?;
+    let found: Vec<i64> = client
+        .query_one(&statement, &[&ids])
+        .await?
+        .get::<_, Option<Vec<i64>>>(0)
+        .unwrap_or_default();
+    let unknown: Vec<String> = ids
+        .iter()
+        .filter(|id| !found.contains(id))
+        .map(i64::to_string)
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::field(
+            field,
+            format!("unknown user ids: {}", unknown.join(", ")),
+        ))
+    }
+}
+
+/// A title, trimmed; empty means none. 422 when too long.
+fn clean_title(title: Option<String>) -> ApiResult<Option<String>> {
+    let Some(title) = title else { return Ok(None) };
+    let title = title.trim().to_string();
+    if title.chars().count() > MAX_TITLE_CHARS {
+        return Err(ApiError::field("title", "must be at most 128 characters"));
+    }
+    if title.chars().any(char::is_control) {
+        return Err(ApiError::field(
+            "title",
+            "must not contain control characters",
+        ));
+    }
+    Ok((!title.is_empty()).then_some(title))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateChatBody {
+    #[serde(rename = "type")]
+    kind: ChatKind,
+    #[serde(default)]
+    title: Option<String>,
+    participant_ids: Vec<i64>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum ChatKind {
+    Private,
+    Group,
+}
+
+/// `POST /chats`: 201 with the new chat, or 200 with the existing private chat of the pair.
+pub async fn create_chat(ctx: Ctx) -> ApiResult<Response<Body>> {
+    let caller = ctx.caller()?;
+    let body: CreateChatBody = ctx.json()?;
+    let title = clean_title(body.title)?;
+    let mut others: Vec<i64> = body
+        .participant_ids
+        .into_iter()
+        .filter(|id| *id != caller.user_id)
+        .collect();
+    others.sort_unstable();
+    others.dedup();
+    match body.kind {
+        ChatKind::Private if others.len() != 1 => {
+            return Err(ApiError::field(
+                "participant_ids",
+                "a private chat needs exactly one other user",
+            ))
+        }
+        ChatKind::Group if others.len() > MAX_GROUP_MEMBERS - 1 => {
+            return Err(ApiError::field(
+                "participant_ids",
+                "a group takes at most 999 other users",
+            ))
+        }
+        _ => {}
+    }
+    if others.iter().any(|id| *id <= 0) {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "participant_ids",
+            "ids must be positive",
+        )]));
+    }
+
+    let mut client = ctx.state.db().await?;
+    check_users_exist(&client, &others, "participant_ids").await?;
+    let mut members = others.clone();
+    members.push(caller.user_id);
+    members.sort_unstable();
+    let (kind, private_key) = match body.kind {
+        ChatKind::Private => ("private", Some(format!("{}:{}", members[0], members[1]))),
+        ChatKind::Group => ("group", None),
+    };
+
+    let tx = client.transaction().await?;
+    // A concurrent creation of the same private pair waits on the unique key here, then
+    // does nothing; the existing chat is then returned below.
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO chats (type, title, creator_id, private_key) VALUES ($1, $2, $3, $4)
+             ON CONFLICT ON CONSTRAINT chats_private_key_key DO NOTHING RETURNING id",
+        )
+        .await?;
+    let inserted = tx
+        .query_opt(&statement, &[&kind, &title, &caller.user_id, &private_key])
+        .await?;
+    let Some(row) = inserted else {
+        drop(tx);
+        let statement = client
+            .prepare_cached("SELECT id FROM chats WHERE private_key = $1")
+            .await?;
+        let chat_id: i64 = client
+            .query_opt(&statement, &[&private_key])
+            .await?
+            .ok_or_else(|| ApiError::Internal("private chat vanished after a conflict".into()))?
+            .get(0);
+        return ok(&load_view(&client, chat_id, caller.user_id).await?);
+    };
+    let chat_id: i64 = row.get(0);
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO chat_members (chat_id, user_id) SELECT $1, unnest($2::bigint[])",
+        )
+        .await?;
+    tx.execute(&statement, &[&chat_id, &members]).await?;
+    let chat = load_chat(&tx, chat_id).await?;
+    let mut outbox = Outbox::default();
+    events::append(&tx, &mut outbox, EventType::CreateChat, &members, &chat).await?;
+    tx.commit().await?;
+    ctx.state.publish(outbox);
+    created(&load_view(&client, chat_id, caller.user_id).await?)
+}
+
+/// `GET /chats?limit=&before=`: the caller's chats, most recent activity first.
+pub async fn list_chats(ctx: Ctx) -> ApiResult<Response<Body>> {
+    let caller = ctx.caller()?;
+    let limit = ctx.query_int("limit", 1, MAX_PAGE)?.unwrap_or(DEFAULT_PAGE);
+    let before = ctx.query_int("before", 1, i64::MAX)?;
+    let client = ctx.state.db().await?;
+    if let Some(before) = before {
+        if !is_member(&client, before, caller.user_id).await? {
+            return Err(ApiError::field("before", "is not one of your chats"));
+        }
+    }
+    let statement = client
+        .prepare_cached(&format!(
+            "{} WHERE cm.user_id = $1
+               AND ($2::bigint IS NULL OR (c.last_activity_at, c.id) <
+                    (SELECT b.last_activity_at, b.id FROM chats b WHERE b.id = $2))
+             ORDER BY c.last_activity_at DESC, c.id DESC
+             LIMIT $3",
+            view_select()
+        ))
+        .await?;
+    let rows = client
+        .query(&statement, &[&caller.user_id, &before, &(limit + 1)])
+        .await?;
+    let has_more = rows.len() as i64 > limit;
+    let chats: Vec<ChatView> = rows
+        .iter()
+        .take(limit as usize)
+        .map(view_from_row)
+        .collect();
+    ok(&json!({ "chats": chats, "has_more": has_more }))
+}
+
+/// `GET /chats/{chat_id}`
+pub async fn get_chat(ctx: Ctx) -> ApiResult<Response<Body>> {
+    let caller = ctx.caller()?;
+    let chat_id = ctx.path_id("chat_id")?;
+    let client = ctx.state.db().await?;
+    ok(&load_view(&client, chat_id, caller.user_id).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateChatBody {
+    #[serde(default, deserialize_with = "double_option")]
+    title: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    is_active: Option<Option<bool>>,
+}
+
+/// `PATCH /chats/{chat_id}`: the creator changes the title or the active flag; members get
+/// `update_chat` unless nothing changed.
+pub async fn update_chat(ctx: Ctx) -> ApiResult<Response<Body>> {
+    let caller = ctx.caller()?;
+    let chat_id = ctx.path_id("chat_id")?;
+    let body: UpdateChatBody = ctx.json()?;
+    let is_active = match body.is_active {
+        Some(None) => {
+            return Err(ApiError::field(
+                "is_active",
+                "must be true or false, not null",
+            ))
+        }
+        Some(Some(v)) => Some(v),
+        None => None,
+    };
+    let title = match body.title {
+        Some(t) => Some(clean_title(t)?),
+        None => None,
+    };
+
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    let locked = lock_chat(&tx, chat_id, caller.user_id).await?;
+    if locked.creator_id != caller.user_id {
+        return Err(ApiError::Forbidden("only the chat's creator may change it"));
+    }
+    let statement = tx
+        .prepare_cached(
+            "UPDATE chats SET
+                 title = CASE WHEN $2 THEN $3::text ELSE title END,
+                 is_active = coalesce($4::boolean, is_active),
+                 updated_at = now()
+             WHERE id = $1
+               AND ((($2 AND title IS DISTINCT FROM $3)) OR ($4::boolean IS NOT NULL AND is_active <> $4::boolean))",
+        )
+        .await?;
+    let changed = tx
+        .execute(
+            &statement,
+            &[
+                &chat_id,
+                &title.is_some(),
+                &title.clone().flatten(),
+                &is_active,
+            ],
+        )
+        .await?
+        > 0;
+    let mut outbox = Outbox::default();
+    if changed {
+        let chat = load_chat(&tx, chat_id).await?;
+        events::append(
+            &tx,
+            &mut outbox,
+            EventType::UpdateChat,
+            &locked.members,
+            &chat,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    ctx.state.publish(outbox);
+    ok(&load_view(&client, chat_id, caller.user_id).await?)
+}
+
+/// `DELETE /chats/{chat_id}`: the creator deletes the chat and its messages; former members
+/// get `delete_chat`.
+pub async fn delete_chat(ctx: Ctx) -> ApiResult<Response<Body>> {
+    let caller = ctx.caller()?;
+    let chat_id = ctx.path_id("chat_id")?;
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    let locked = lock_chat(&tx, chat_id, caller.user_id).await?;
+    if locked.creator_id != caller.user_id {
+        return Err(ApiError::Forbidden("only the chat's creator may delete it"));
+    }
+    let mut outbox = Outbox::default();
+    events::append(
+        &tx,
+        &mut outbox,
+        EventType::DeleteChat,
+        &locked.members,
+        &json!({ "id": chat_id }),
+    )
+    .await?;
+    let statement = tx.prepare_cached("DELETE FROM chats WHERE id = $1").await?;
+    tx.execute(&statement, &[&chat_id]).await?;
+    tx.commit().await?;
+    ctx.state.publish(outbox);
+    no_content()
+}

@@ -1,0 +1,44 @@
+//! Operations endpoints: liveness, readiness (the database answers) and Prometheus metrics.
+
+use std::time::Duration;
+
+use hyper::{Response, StatusCode};
+use serde_json::json;
+
+use crate::error::{ApiError, ApiResult, Body};
+use crate::http::{json_response, ok, static_response, Ctx};
+
+/// Readiness fails if the database does not answer within this time.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz(_ctx: Ctx) -> ApiResult<Response<Body>> {
+    ok(&json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: the database is reachable.
+pub async fn readyz(ctx: Ctx) -> ApiResult<Response<Body>> {
+    let check = async {
+        let client = ctx.state.db().await?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(ApiError::from)
+    };
+    match tokio::time::timeout(READY_TIMEOUT, check).await {
+        Ok(Ok(_)) => ok(&json!({ "status": "ok" })),
+        _ => Ok(json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({ "detail": "the database is not reachable", "code": "not_ready" }),
+        )),
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(ctx: Ctx) -> ApiResult<Response<Body>> {
+    let text = ctx.state.metrics.render(&ctx.state);
+    Ok(static_response(
+        "text/plain; version=0.0.4; charset=utf-8",
+        text,
+    ))
+}

@@ -1,0 +1,302 @@
+//! `/chats/{chat_id}/messages` and `/chats/{chat_id}/read`: send (idempotent by
+//! `client_id`), page through history, edit, delete, and move the read cursor.
+
+use hyper::Response;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::{ApiError, ApiResult, Body};
+use crate::events::{self, EventType, Outbox};
+use crate::http::chats::{chat_members, is_member, lock_chat};
+use crate::http::users::{DEFAULT_PAGE, MAX_PAGE};
+use crate::http::{created, no_content, ok, Ctx};
+use crate::model::{Message, MESSAGE_COLUMNS};
+
+/// Message text: 1..=4096 characters.
+pub const MAX_TEXT_CHARS: usize = 4096;
+/// `client_id`: 1..=64 characters (a UUID is 36).
+pub const MAX_CLIENT_ID_CHARS: usize = 64;
+
+fn check_text(text: &str) -> ApiResult<()> {
+    if text.trim().is_empty() {
+        return Err(ApiError::field("text", "must not be empty"));
+    }
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return Err(ApiError::field("text", "must be at most 4096 characters"));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendBody {
+    text: String,
+    #[serde(default)]
+    client_id: Option<String>,
+}
+
+/// `POST /chats/{chat_id}/messages`: 201 with the new message, or 200 with the original
+/// when this sender already sent this `client_id` (and then no second event).
+pub async fn send_message(ctx: Ctx) -> ApiResult<Response<Body>> {
+    let caller = ctx.caller()?;
+    let chat_id = ctx.path_id("chat_id")?;
+    let body: SendBody = ctx.json()?;
+    check_text(&body.text)?;
+    if let Some(id) = &body.client_id {
+        let n = id.chars().count();
+        if n == 0 || n > MAX_CLIENT_ID_CHARS || id.chars().any(char::is_control) {
+            return Err(ApiError::field(
+                "client_id",
+                "must be 1..64 printable characters",
+            ));
+        }
+    }
+
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    // Taking the chat row's lock first serialises the sends of one chat, so message ids
+    // commit in order (the contract's "id grows with creation order inside a chat").
+    let statement = tx
+        .prepare_cached(
+            "UPDATE chats SET last_activity_at = now() WHERE id = $1 RETURNING is_active",
+        )
+        .await?;
+    let is_active: bool = tx
+        .query_opt(&statement, &[&chat_id])
+        .await?
+        .ok_or(ApiError::NotFound("chat"))?
+        .get(0);
+    let members = chat_members(&tx, chat_id).await?;
+    if !members.contains(&caller.user_id) {
+        return Err(ApiError::NotFound("chat"));
+    }
+    let statement = tx
+        .prepare_cached(&format!(
+            "INSERT INTO messages (chat_id, sender_id, text, client_id) VALUES ($1, $2, $3, $4)
+             ON CONFLICT ON CONSTRAINT messages_client_id_key DO NOTHING
+             RETURNING {MESSAGE_COLUMNS}"
+        ))
+        .await?;
+    let inserted = if is_active {
+        tx.query_opt(
+            &statement,
+            &[&chat_id, &caller.user_id, &body.text, &body.client_id],
+        )
+        .await?
+    } else {
+        None
+    };
+    let Some(row) = inserted else {
+        // A repeat of a client_id (the first send committed before we got the chat lock),
+        // or an inactive chat. The retry of an earlier send is answered even if the chat
+        // has since become inactive.
+        let statement = tx
+            .prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages
+                 WHERE chat_id = $1 AND sender_id = $2 AND client_id = $3"
+            ))
+            .await?;
+        let original = match &body.client_id {
+            Some(client_id) => {
+                tx.query_opt(&statement, &[&chat_id, &caller.user_id, client_id])
+                    .await?
+            }
+            None => None,
+        };
+        drop(tx); // rolls back the activity bump
+        return match original {
+            Some(row) => ok(&Message::from_row(&row)),
+            None => Err(ApiError::ChatInactive),
+        };
+    };
+    let message = Message::from_row(&row);
+    let mut outbox = Outbox::default();
+    events::append(&tx, &mut outbox, EventType::NewMessage, &members, &message).await?;
+    tx.commit().await?;
+    ctx.state.publish(outbox);
+    created(&message)
+}
+
+/// `GET /chats/{chat_id}/messages?before=&after=&limit=`: ascending by id; no cursor is the
+/// latest page; `has_more` says whether more lie beyond the page in the paging direction.
+pub async fn list_messages(ctx: Ctx) -> ApiResult<Response<Body>> {
+    let caller = ctx.caller()?;
+    let chat_id = ctx.path_id("chat_id")?;
+    let limit = ctx.query_int("limit", 1, MAX_PAGE)?.unwrap_or(DEFAULT_PAGE);
+    let before = ctx.query_int("before", 0, i64::MAX)?;
+    let after = ctx.query_int("after", 0, i64::MAX)?;
+    if before.is_some() && after.is_some() {
+        return Err(ApiError::field(
+            "after",
+            "give either before or after, not both",
+        ));
+    }
+    let client = ctx.state.db().await?;
+    if !is_member(&client, chat_id, caller.user_id).await? {
+        return Err(ApiError::NotFound("chat"));
+    }
+    let fetch = limit + 1;
+    let (sql, cursor) = match (before, after) {
+        (_, Some(after)) => (
+            format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = $1 AND id > $2 ORDER BY id ASC LIMIT $3"),
+            after,
+        ),
+        (before, None) => (
+            format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"),
+            before.unwrap_or(i64::MAX),
+        ),
+    };
+    let statement = client.prepare_cached(&sql).await?;
+    let rows = client
+        .query(&statement, &[&chat_id, &cursor, &fetch])
+        .await?;
+    let has_more = rows.len() as i64 > limit;
+    let mut messages: Vec<Message> = rows
+        .iter()
+        .take(limit as usize)
+        .map(Message::from_row)
+        .collect();
+    if after.is_none() {
+        messages.reverse();
+    }
+    ok(&json!({ "messages": messages, "has_more": has_more }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EditBody {
+    text: String,
+}
+
+/// `PATCH /chats/{chat_id}/messages/{message_id}`: the sender edits; `update_message`.
+pub async fn edit_message(ctx: Ctx) -> ApiResult<Response<Body>> {
+    let caller = ctx.caller()?;
+    let chat_id = ctx.path_id("chat_id")?;
+    let message_id = ctx.path_id("message_id")?;
+    let body: EditBody = ctx.json()?;
+    check_text(&body.text)?;
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    let locked = lock_chat(&tx, chat_id, caller.user_id).await?;
+    let sender = message_sender(&tx, chat_id, message_id).await?;
+    if sender != caller.user_id {
+        return Err(ApiError::Forbidden("only the sender may edit a message"));
+    }
+    if !locked.is_active {
+        return Err(ApiError::ChatInactive);
+    }
+    let statement = tx
+        .prepare_cached(&format!(
+            "UPDATE messages SET text = $3, edited_at = now() WHERE id = $1 AND chat_id = $2
+             RETURNING {MESSAGE_COLUMNS}"
+        ))
+        .await?;
+    let row = tx
+        .query_one(&statement, &[&message_id, &chat_id, &body.text])
+        .await?;
+    let message = Message::from_row(&row);
+    let mut outbox = Outbox::default();
+    events::append(
+        &tx,
+        &mut outbox,
+        EventType::UpdateMessage,
+        &locked.members,
+        &message,
+    )
+    .await?;
+    tx.commit().await?;
+    ctx.state.publish(outbox);
+    ok(&message)
+}
+
+/// The sender of a message of this chat; 404 if there is none.
+async fn message_sender(
+    client: &impl deadpool_postgres::GenericClient,
+    chat_id: i64,
+    message_id: i64,
+) -> ApiResult<i64> {
+    let statement = client
+        .prepare_cached("SELECT sender_id FROM messages WHERE id = $1 AND chat_id = $2")
+        .await?;
+    Ok(client
+        .query_opt(&statement, &[&message_id, &chat_id])
+        .await?
+        .ok_or(ApiError::NotFound("message"))?
+        .get(0))
+}
+
+/// `DELETE /chats/{chat_id}/messages/{message_id}`: the sender or the chat's creator;
+/// `delete_message {id, chat_id}`.
+pub async fn delete_message(ctx: Ctx) -> ApiResult<Response<Body>> {
+    let caller = ctx.caller()?;
+    let chat_id = ctx.path_id("chat_id")?;
+    let message_id = ctx.path_id("message_id")?;
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    let locked = lock_chat(&tx, chat_id, caller.user_id).await?;
+    let sender = message_sender(&tx, chat_id, message_id).await?;
+    if sender != caller.user_id && locked.creator_id != caller.user_id {
+        return Err(ApiError::Forbidden(
+            "only the sender or the chat's creator may delete a message",
+        ));
+    }
+    let statement = tx
+        .prepare_cached("DELETE FROM messages WHERE id = $1 AND chat_id = $2")
+        .await?;
+    tx.execute(&statement, &[&message_id, &chat_id]).await?;
+    let mut outbox = Outbox::default();
+    events::append(
+        &tx,
+        &mut outbox,
+        EventType::DeleteMessage,
+        &locked.members,
+        &json!({ "id": message_id, "chat_id": chat_id }),
+    )
+    .await?;
+    tx.commit().await?;
+    ctx.state.publish(outbox);
+    no_content()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadBody {
+    message_id: i64,
+}
+
+/// `POST /chats/{chat_id}/read`: moves the caller's read cursor forward (never back);
+/// members get `read` when it moved.
+pub async fn mark_read(ctx: Ctx) -> ApiResult<Response<Body>> {
+    let caller = ctx.caller()?;
+    let chat_id = ctx.path_id("chat_id")?;
+    let body: ReadBody = ctx.json()?;
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    let locked = lock_chat(&tx, chat_id, caller.user_id).await?;
+    if body.message_id <= 0 || message_sender(&tx, chat_id, body.message_id).await.is_err() {
+        return Err(ApiError::field(
+            "message_id",
+            "is not a message of this chat",
+        ));
+    }
+    let statement = tx
+        .prepare_cached(
+            "UPDATE chat_members SET last_read_message_id = $3
+             WHERE chat_id = $1 AND user_id = $2
+               AND (last_read_message_id IS NULL OR last_read_message_id < $3)",
+        )
+        .await?;
+    let moved = tx
+        .execute(&statement, &[&chat_id, &caller.user_id, &body.message_id])
+        .await?
+        > 0;
+    let mut outbox = Outbox::default();
+    if moved {
+        let payload =
+            json!({ "chat_id": chat_id, "user_id": caller.user_id, "message_id": body.message_id });
+        events::append(&tx, &mut outbox, EventType::Read, &locked.members, &payload).await?;
+    }
+    tx.commit().await?;
+    ctx.state.publish(outbox);
+    no_content()
+}

@@ -1,0 +1,250 @@
+//! The HTTP edge shared by every handler: the request context (`Ctx`) that reads the bounded
+//! body, the caller's token, path ids and query parameters, and the JSON response helpers.
+//! One file per resource beside it holds the handlers.
+
+pub mod auth;
+pub mod chats;
+pub mod docs;
+pub mod events;
+pub mod health;
+pub mod members;
+pub mod messages;
+pub mod users;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, Body, FieldError};
+use crate::state::AppState;
+
+/// Request bodies over this many bytes answer 413 (the contract's 64 KiB).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Everything a handler gets: shared state, the request head, its (bounded) body, the path
+/// parameters matched by the router and the parsed query string.
+pub struct Ctx {
+    pub state: Arc<AppState>,
+    pub parts: hyper::http::request::Parts,
+    pub body: Bytes,
+    pub params: Vec<(String, String)>,
+    pub query: Vec<(String, String)>,
+}
+
+/// Reads a request body, refusing anything over `MAX_BODY_BYTES` without buffering it.
+pub async fn read_body(body: Incoming) -> ApiResult<Bytes> {
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES))
+        }
+        Err(e) => Err(ApiError::InvalidJson(format!(
+            "the body could not be read: {e}"
+        ))),
+    }
+}
+
+/// Parses a query string into pairs (percent-decoded, `+` as space).
+pub fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+/// The token of a request: `Authorization: Bearer` wins over `?token=`.
+pub fn request_token<'a>(
+    headers: &'a hyper::HeaderMap,
+    query: &'a [(String, String)],
+) -> Option<&'a str> {
+    if let Some(value) = headers.get(AUTHORIZATION) {
+        let value = value.to_str().ok()?;
+        let (scheme, token) = value.split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
+    }
+    query
+        .iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.as_str())
+}
+
+impl Ctx {
+    /// The authenticated caller, or 401.
+    pub fn caller(&self) -> ApiResult<Caller> {
+        let token = request_token(&self.parts.headers, &self.query)
+            .ok_or(ApiError::Unauthorized("a bearer token is required"))?;
+        self.state.auth.verify(token)
+    }
+
+    /// The body as JSON of type `T`: 415 for another content type, 400 for malformed JSON,
+    /// 422 naming the field for wrong types, missing or unknown fields.
+    pub fn json<T: DeserializeOwned>(&self) -> ApiResult<T> {
+        if !self.content_type_is(&["application/json"]) && self.has_content_type() {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        parse_json(&self.body)
+    }
+
+    /// Whether the request carries a Content-Type header.
+    pub fn has_content_type(&self) -> bool {
+        self.parts.headers.contains_key(CONTENT_TYPE)
+    }
+
+    /// Whether the Content-Type is one of `types` (parameters such as charset ignored;
+    /// `application/*+json` counts as JSON).
+    pub fn content_type_is(&self, types: &[&str]) -> bool {
+        let Some(value) = self
+            .parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return false;
+        };
+        let essence = value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        types.iter().any(|t| essence == *t)
+            || (types.contains(&"application/json")
+                && essence.starts_with("application/")
+                && essence.ends_with("+json"))
+    }
+
+    /// A positive 64-bit id from the path, or 422 naming it.
+    pub fn path_id(&self, name: &str) -> ApiResult<i64> {
+        let raw = self
+            .params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .ok_or_else(|| ApiError::Internal(format!("route has no parameter {name}")))?;
+        raw.parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or_else(|| ApiError::field(name, "must be a positive 64-bit integer"))
+    }
+
+    /// An optional integer query parameter within `min..=max`: out of range or not a number
+    /// is 422, never a silent clamp.
+    pub fn query_int(&self, name: &str, min: i64, max: i64) -> ApiResult<Option<i64>> {
+        let Some(raw) = self.query_str(name) else {
+            return Ok(None);
+        };
+        match raw.trim().parse::<i64>() {
+            Ok(v) if (min..=max).contains(&v) => Ok(Some(v)),
+            _ => Err(ApiError::field(
+                name,
+                format!("must be an integer in {min}..{max}"),
+            )),
+        }
+    }
+
+    /// The last value of a query parameter (the same name twice: the last wins).
+    pub fn query_str(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Parses JSON into `T`, naming the failing field in the 422.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::InvalidJson("the body is empty".into()));
+    }
+    // Syntax first, so a truncated document is 400 even where its start already has the
+    // wrong shape (serde would report the shape first).
+    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        .map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        json_error(path, inner)
+    })?;
+    de.end().map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    Ok(value)
+}
+
+fn json_error(path: String, e: serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => ApiError::InvalidJson(e.to_string()),
+        Category::Data => {
+            let message = e.to_string();
+            // serde reports a missing or unknown field at the parent's path; name the field.
+            let named = message.split('`').nth(1).filter(|_| {
+                message.starts_with("missing field") || message.starts_with("unknown field")
+            });
+            let field = match (named, path.as_str()) {
+                (Some(name), "." | "") => name.to_string(),
+                (Some(name), parent) => format!("{parent}.{name}"),
+                (None, "." | "") => "body".to_string(),
+                (None, p) => p.to_string(),
+            };
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_string();
+            ApiError::Validation(vec![FieldError::new(field, message)])
+        }
+    }
+}
+
+/// A JSON response with the given status.
+pub fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Body> {
+    let bytes = serde_json::to_vec(value).expect("our response types always serialise");
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// 200 with a JSON body.
+pub fn ok(value: &impl Serialize) -> ApiResult<Response<Body>> {
+    Ok(json_response(StatusCode::OK, value))
+}
+
+/// 201 with a JSON body.
+pub fn created(value: &impl Serialize) -> ApiResult<Response<Body>> {
+    Ok(json_response(StatusCode::CREATED, value))
+}
+
+/// 204 with no body.
+pub fn no_content() -> ApiResult<Response<Body>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    Ok(response)
+}
+
+/// A non-JSON response (HTML, YAML, JavaScript, metrics text).
+pub fn static_response(content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(Full::new(body.into()));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Accepts `null` as an explicit value: `None` = absent, `Some(None)` = null.
+pub fn double_option<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde::Deserialize::deserialize(de).map(Some)
+}

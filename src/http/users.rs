@@ -1,0 +1,65 @@
+//! `/users`: search by name or email prefix, and look one up.
+
+use hyper::Response;
+use serde_json::json;
+
+use crate::error::{ApiError, ApiResult, Body};
+use crate::http::{ok, Ctx};
+use crate::model::{User, USER_COLUMNS};
+
+/// Page size bounds for lists (the contract's 1..100).
+pub const MAX_PAGE: i64 = 100;
+pub const DEFAULT_PAGE: i64 = 50;
+/// Longest search prefix accepted.
+const MAX_QUERY_CHARS: usize = 254;
+
+/// The user with `id`, if any.
+pub async fn find_user(ctx: &Ctx, id: i64) -> ApiResult<Option<User>> {
+    let client = ctx.state.db().await?;
+    let statement = client
+        .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+        .await?;
+    Ok(client
+        .query_opt(&statement, &[&id])
+        .await?
+        .as_ref()
+        .map(User::from_row))
+}
+
+/// `GET /users?q=&limit=`: users whose name or email starts with `q` (case-insensitive).
+pub async fn list_users(ctx: Ctx) -> ApiResult<Response<Body>> {
+    ctx.caller()?;
+    let limit = ctx.query_int("limit", 1, MAX_PAGE)?.unwrap_or(DEFAULT_PAGE);
+    let q = ctx.query_str("q").unwrap_or("").trim().to_lowercase();
+    if q.chars().count() > MAX_QUERY_CHARS {
+        return Err(ApiError::field("q", "must be at most 254 characters"));
+    }
+    // LIKE wildcards in the prefix are matched literally.
+    let pattern = format!(
+        "{}%",
+        q.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let client = ctx.state.db().await?;
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {USER_COLUMNS} FROM users
+             WHERE lower(name) LIKE $1 OR lower(email) LIKE $1
+             ORDER BY id LIMIT $2"
+        ))
+        .await?;
+    let rows = client.query(&statement, &[&pattern, &limit]).await?;
+    let users: Vec<User> = rows.iter().map(User::from_row).collect();
+    ok(&json!({ "users": users }))
+}
+
+/// `GET /users/{user_id}`
+pub async fn get_user(ctx: Ctx) -> ApiResult<Response<Body>> {
+    ctx.caller()?;
+    let id = ctx.path_id("user_id")?;
+    let user = find_user(&ctx, id)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    ok(&user)
+}

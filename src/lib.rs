@@ -1,0 +1,38 @@
+//! rtchat: a real-time chat backend on hyper and PostgreSQL.
+//!
+//! Data flows one way: request → `router` → a handler in `http` → one database transaction
+//! that also appends to the event log (`events`) → commit → `hub` → WebSocket sessions (`ws`).
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod hub;
+pub mod metrics;
+pub mod model;
+pub mod router;
+pub mod server;
+pub mod state;
+pub mod ws;
+
+/// Logs to stdout, one line per event, filtered by `filter` (`RTCHAT_LOG`).
+pub fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("can install a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

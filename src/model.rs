@@ -1,0 +1,121 @@
+//! The JSON shapes of the contract (User, Chat, Message) and how they are read from rows.
+//! One definition serves REST responses and WebSocket payloads alike.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Serialize, Serializer};
+use tokio_postgres::Row;
+
+/// RFC 3339 UTC with `Z` and microseconds, as the contract shows.
+pub fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Micros, true))
+}
+
+fn rfc3339_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => rfc3339(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// `{id, email, name, created_at}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// The columns `User::from_row` reads, for `SELECT {USER_COLUMNS} FROM users`.
+pub const USER_COLUMNS: &str = "id, email, name, created_at";
+
+impl User {
+    pub fn from_row(row: &Row) -> User {
+        User {
+            id: row.get("id"),
+            email: row.get("email"),
+            name: row.get("name"),
+            created_at: row.get("created_at"),
+        }
+    }
+}
+
+/// `{id, chat_id, sender_id, text, created_at, edited_at, client_id}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Message {
+    pub id: i64,
+    pub chat_id: i64,
+    pub sender_id: i64,
+    pub text: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub edited_at: Option<DateTime<Utc>>,
+    pub client_id: Option<String>,
+}
+
+/// The columns `Message::from_row` reads.
+pub const MESSAGE_COLUMNS: &str = "id, chat_id, sender_id, text, created_at, edited_at, client_id";
+
+impl Message {
+    pub fn from_row(row: &Row) -> Message {
+        Message {
+            id: row.get("id"),
+            chat_id: row.get("chat_id"),
+            sender_id: row.get("sender_id"),
+            text: row.get("text"),
+            created_at: row.get("created_at"),
+            edited_at: row.get("edited_at"),
+            client_id: row.get("client_id"),
+        }
+    }
+}
+
+/// `{id, type, title, creator_id, is_active, participant_ids, created_at, updated_at}`:
+/// the payload of `create_chat` and `update_chat`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Chat {
+    pub id: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: Option<String>,
+    pub creator_id: i64,
+    pub is_active: bool,
+    /// Ascending.
+    pub participant_ids: Vec<i64>,
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339")]
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The columns `Chat::from_row` reads, with participants aggregated in ascending order.
+/// Use as `SELECT {CHAT_COLUMNS} FROM chats c WHERE ...`.
+pub const CHAT_COLUMNS: &str = "c.id, c.type, c.title, c.creator_id, c.is_active, c.created_at, c.updated_at, \
+     ARRAY(SELECT m.user_id FROM chat_members m WHERE m.chat_id = c.id ORDER BY m.user_id) AS participant_ids";
+
+impl Chat {
+    pub fn from_row(row: &Row) -> Chat {
+        Chat {
+            id: row.get("id"),
+            kind: row.get("type"),
+            title: row.get("title"),
+            creator_id: row.get("creator_id"),
+            is_active: row.get("is_active"),
+            participant_ids: row.get("participant_ids"),
+            created_at: row.get("created_at"),
+            updated_at: row.get("updated_at"),
+        }
+    }
+}
+
+/// A chat as its member sees it in GET responses: the chat plus their unread state.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChatView {
+    #[serde(flatten)]
+    pub chat: Chat,
+    pub last_message: Option<Message>,
+    pub unread_count: i64,
+    pub last_read_message_id: Option<i64>,
+}

@@ -1,0 +1,200 @@
+//! The route table: every path rtchat serves, the methods each allows, and the handler each
+//! (route, method) pair runs. A path miss is 404; a method miss is 405 with `Allow`.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+
+use crate::error::{ApiError, ApiResult, Body};
+use crate::http;
+use crate::state::AppState;
+
+/// Every route. The path templates are in `ROUTES`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Index,
+    Docs,
+    DocsAsset,
+    OpenApi,
+    Healthz,
+    Readyz,
+    Metrics,
+    Register,
+    Login,
+    Refresh,
+    Logout,
+    Me,
+    Users,
+    User,
+    Chats,
+    Chat,
+    Members,
+    Member,
+    Messages,
+    Message,
+    Read,
+    Events,
+    WsNotif,
+}
+
+/// Path templates (matchit syntax) and their routes.
+pub const ROUTES: &[(&str, Route)] = &[
+    ("/", Route::Index),
+    ("/docs", Route::Docs),
+    ("/docs/{file}", Route::DocsAsset),
+    ("/openapi.yaml", Route::OpenApi),
+    ("/healthz", Route::Healthz),
+    ("/readyz", Route::Readyz),
+    ("/metrics", Route::Metrics),
+    ("/auth/register", Route::Register),
+    ("/auth/login", Route::Login),
+    ("/auth/refresh", Route::Refresh),
+    ("/auth/logout", Route::Logout),
+    ("/auth/me", Route::Me),
+    ("/users", Route::Users),
+    ("/users/{user_id}", Route::User),
+    ("/chats", Route::Chats),
+    ("/chats/{chat_id}", Route::Chat),
+    ("/chats/{chat_id}/members", Route::Members),
+    ("/chats/{chat_id}/members/{user_id}", Route::Member),
+    ("/chats/{chat_id}/messages", Route::Messages),
+    ("/chats/{chat_id}/messages/{message_id}", Route::Message),
+    ("/chats/{chat_id}/read", Route::Read),
+    ("/events", Route::Events),
+    ("/ws/notif", Route::WsNotif),
+];
+
+impl Route {
+    /// The methods this route answers (what a 405's `Allow` lists).
+    pub fn methods(self) -> &'static [Method] {
+        use Route::*;
+        match self {
+            Index | Docs | DocsAsset | OpenApi | Healthz | Readyz | Metrics | Me | Users | User
+            | Events | WsNotif => &[Method::GET],
+            Register | Login | Refresh | Logout | Members | Read => &[Method::POST],
+            Chats | Messages => &[Method::GET, Method::POST],
+            Chat => &[Method::GET, Method::PATCH, Method::DELETE],
+            Member => &[Method::DELETE],
+            Message => &[Method::PATCH, Method::DELETE],
+        }
+    }
+
+    /// The template this route was registered with (a bounded metrics label).
+    pub fn template(self) -> &'static str {
+        ROUTES
+            .iter()
+            .find(|(_, r)| *r == self)
+            .map(|(p, _)| *p)
+            .expect("every route is in ROUTES")
+    }
+}
+
+fn table() -> &'static matchit::Router<Route> {
+    static TABLE: OnceLock<matchit::Router<Route>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut router = matchit::Router::new();
+        for (path, route) in ROUTES {
+            router
+                .insert(*path, *route)
+                .expect("route templates do not conflict");
+        }
+        router
+    })
+}
+
+/// Answers one request: route, run, log, count. Never fails; errors become responses.
+pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    // The path only: query strings carry tokens and are never logged.
+    let path = req.uri().path().to_string();
+    let (label, response) = match table().at(&path) {
+        Err(_) => ("unmatched", ApiError::NotFound("path").into_response()),
+        Ok(matched) => {
+            let route = *matched.value;
+            let params = matched
+                .params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let response = match dispatch(state.clone(), route, req, params).await {
+                Ok(response) => response,
+                Err(e) => e.into_response(),
+            };
+            (route.template(), response)
+        }
+    };
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .observe(label, method.as_str(), status, elapsed.as_secs_f64());
+    tracing::info!(
+        target: "rtchat::access",
+        method = %method,
+        path = %path,
+        status,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+    );
+    response
+}
+
+async fn dispatch(
+    state: Arc<AppState>,
+    route: Route,
+    req: Request<Incoming>,
+    params: Vec<(String, String)>,
+) -> ApiResult<Response<Body>> {
+    let method = req.method().clone();
+    if !route.methods().contains(&method) {
+        return Err(ApiError::MethodNotAllowed(route.methods()));
+    }
+    if route == Route::WsNotif {
+        return crate::ws::upgrade(state, req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let body = http::read_body(body).await?;
+    let query = http::parse_query(parts.uri.query());
+    let ctx = Ctx {
+        state,
+        parts,
+        body,
+        params,
+        query,
+    };
+
+    use http::*;
+    use Route::*;
+    match (route, method) {
+        (Index, _) => docs::index(ctx).await,
+        (Docs, _) => docs::docs_page(ctx).await,
+        (DocsAsset, _) => docs::docs_asset(ctx).await,
+        (OpenApi, _) => docs::openapi(ctx).await,
+        (Healthz, _) => health::healthz(ctx).await,
+        (Readyz, _) => health::readyz(ctx).await,
+        (Metrics, _) => health::metrics(ctx).await,
+        (Register, _) => auth::register(ctx).await,
+        (Login, _) => auth::login(ctx).await,
+        (Refresh, _) => auth::refresh(ctx).await,
+        (Logout, _) => auth::logout(ctx).await,
+        (Me, _) => auth::me(ctx).await,
+        (Users, _) => users::list_users(ctx).await,
+        (User, _) => users::get_user(ctx).await,
+        (Chats, Method::GET) => chats::list_chats(ctx).await,
+        (Chats, _) => chats::create_chat(ctx).await,
+        (Chat, Method::GET) => chats::get_chat(ctx).await,
+        (Chat, Method::PATCH) => chats::update_chat(ctx).await,
+        (Chat, _) => chats::delete_chat(ctx).await,
+        (Members, _) => members::add_members(ctx).await,
+        (Member, _) => members::remove_member(ctx).await,
+        (Messages, Method::GET) => messages::list_messages(ctx).await,
+        (Messages, _) => messages::send_message(ctx).await,
+        (Message, Method::PATCH) => messages::edit_message(ctx).await,
+        (Message, _) => messages::delete_message(ctx).await,
+        (Read, _) => messages::mark_read(ctx).await,
+        (Events, _) => events::list_events(ctx).await,
+        (WsNotif, _) => unreachable!("upgraded above"),
+    }
+}

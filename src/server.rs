@@ -1,0 +1,149 @@
+//! The server: builds the shared state, runs the accept loop, and shuts down in order
+//! (stop accepting, close sockets with 1001, drain HTTP within the grace period).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{self, Auth};
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::{db, events, router};
+
+/// A client must send its request head within this time (slow-loris protection).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often retention prunes the event log.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Runs rtchat on `listener` until `shutdown` completes, then shuts down gracefully.
+/// `config.database_url` must be set (`main` starts the embedded PostgreSQL when it is not).
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), String> {
+    let state = build_state(config).await?;
+    let sessions = state.sessions.clone();
+    let grace = state.config.shutdown_grace;
+
+    let pruner = tokio::spawn(prune_events(state.clone()));
+
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(state.config.max_connections));
+
+    tracing::info!(addr = %listener.local_addr().map_err(|e| e.to_string())?, "rtchat listening");
+    tokio::pin!(shutdown);
+    loop {
+        // Waiting for a permit before accepting leaves excess clients in the kernel's queue.
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            permit = connections.clone().acquire_owned() => permit.expect("never closed"),
+        };
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let service = service_fn(move |req| {
+            let state = state.clone();
+            async move { Ok::<_, Infallible>(router::handle(state, req).await) }
+        });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+
+    tracing::info!("shutting down: closing sockets and draining requests");
+    drop(listener);
+    state.shutdown.cancel();
+    pruner.abort();
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("HTTP connections still open after the grace period");
+    }
+    sessions.close();
+    if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
+        tracing::warn!("WebSocket sessions still open after the grace period");
+    }
+    Ok(())
+}
+
+async fn build_state(config: Config) -> Result<Arc<AppState>, String> {
+    let url = config
+        .database_url
+        .clone()
+        .ok_or("DATABASE_URL is not set and no embedded PostgreSQL was started")?;
+    let pool = db::pool(url.expose(), config.db_pool_size)?;
+    db::apply_schema(&pool).await?;
+    let secret = match &config.jwt_secret {
+        Some(secret) => secret.expose().to_string(),
+        None => {
+            tracing::warn!(
+                "JWT_SECRET is not set: using a random secret, so every token dies with this \
+                 process and other processes reject it. Set JWT_SECRET in production."
+            );
+            auth::random_secret()
+        }
+    };
+    Ok(Arc::new(AppState {
+        auth: Auth::new(secret.as_bytes(), config.token_ttl),
+        pool,
+        hub: Arc::new(Hub::default()),
+        metrics: Metrics::new(),
+        shutdown: CancellationToken::new(),
+        sessions: TaskTracker::new(),
+        config,
+    }))
+}
+
+/// Prunes events older than the retention window, now and then every `PRUNE_INTERVAL`.
+async fn prune_events(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(PRUNE_INTERVAL);
+    loop {
+        tick.tick().await;
+        let result = async {
+            let client = state.db().await?;
+            events::prune(&client, state.config.event_retention).await
+        }
+        .await;
+        match result {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "pruned old events"),
+            Err(e) => tracing::warn!(error = ?e, "pruning events failed"),
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! `AppState`: what every request and session shares, built once in `server::run`.
+
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::events::Outbox;
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+
+pub struct AppState {
+    pub config: Config,
+    pub pool: Pool,
+    pub auth: Auth,
+    pub hub: Arc<Hub>,
+    pub metrics: Metrics,
+    /// Cancelled when the server shuts down: sessions close with 1001.
+    pub shutdown: CancellationToken,
+    /// Every WebSocket session task, so shutdown can wait for their close frames (hyper's
+    /// graceful shutdown forgets a connection once it is upgraded).
+    pub sessions: TaskTracker,
+}
+
+impl AppState {
+    /// A pooled connection, or 503.
+    pub async fn db(&self) -> Result<deadpool_postgres::Object, ApiError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Hands a committed transaction's events to the sockets. Call only after commit.
+    pub fn publish(&self, outbox: Outbox) {
+        if !outbox.events.is_empty() {
+            self.hub.publish(&outbox);
+        }
+    }
+}

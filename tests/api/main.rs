@@ -1,0 +1,8 @@
+//! rtchat's integration tests: one binary, the real server on port 0 against a real
+//! PostgreSQL (a throwaway cluster, or `TEST_DATABASE_URL`), a fresh database per test.
+
+mod auth;
+mod chats;
+mod errors;
+mod messages;
+mod support;
