@@ -48,6 +48,8 @@ pub enum ApiError {
     EmailTaken,
     /// 410: `since` is older than the retained event log.
     ResyncRequired,
+    /// 426: `/ws/notif` without a WebSocket handshake.
+    UpgradeRequired,
     /// 413: the body is over the limit.
     PayloadTooLarge(usize),
     /// 415: a Content-Type the endpoint does not read.
@@ -78,6 +80,7 @@ impl ApiError {
             ApiError::EmailTaken => StatusCode::CONFLICT,
             ApiError::ResyncRequired => StatusCode::GONE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -98,6 +101,7 @@ impl ApiError {
             ApiError::EmailTaken => "email_taken",
             ApiError::ResyncRequired => "resync_required",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UpgradeRequired => "upgrade_required",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Validation(_) => "validation_error",
             ApiError::RateLimited(_) => "rate_limited",
@@ -120,6 +124,7 @@ impl ApiError {
                 "`since` is older than the kept event log: refetch your state over REST".into()
             }
             ApiError::PayloadTooLarge(limit) => format!("the body is over {limit} bytes"),
+            ApiError::UpgradeRequired => "this endpoint takes a WebSocket handshake".into(),
             ApiError::UnsupportedMediaType => "send the body as application/json".into(),
             ApiError::Validation(errors) => match errors.as_slice() {
                 [one] => format!("{}: {}", one.field, one.message),

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{self, Outbox};
@@ -18,12 +19,12 @@ use crate::events::{self, Outbox};
 #[derive(Debug, Clone)]
 pub enum Push {
     /// A durable event with the user's seq; the frame text is shared by the user's sockets.
-    Event { seq: i64, frame: Arc<str> },
+    Event { seq: i64, frame: Utf8Bytes },
     /// Something was appended for this user (by another process, or a push was lost):
     /// read the log.
     CatchUp,
     /// An ephemeral frame (typing), not logged.
-    Ephemeral(Arc<str>),
+    Ephemeral(Utf8Bytes),
 }
 
 struct Subscriber {
@@ -100,7 +101,7 @@ impl Hub {
                     continue;
                 };
                 // Serialised once per user; the user's sockets share the bytes.
-                let frame: Arc<str> = events::frame(event.kind, seq, &event.payload).into();
+                let frame = Utf8Bytes::from(events::frame(event.kind, seq, &event.payload));
                 for s in list {
                     self.offer(
                         s,
@@ -133,7 +134,7 @@ impl Hub {
     }
 
     /// Sends an ephemeral frame to the sockets of `user_ids`; dropped where a queue is full.
-    pub fn send_ephemeral(&self, user_ids: &[i64], frame: Arc<str>) {
+    pub fn send_ephemeral(&self, user_ids: &[i64], frame: Utf8Bytes) {
         let sessions = self.sessions.lock().expect("hub lock poisoned");
         for user_id in user_ids {
             for s in sessions.get(user_id).into_iter().flatten() {

@@ -1,14 +1,115 @@
-//! `/ws/notif`: the WebSocket upgrade and the per-socket session.
+//! `/ws/notif`: authenticating and upgrading the request, then handing the socket to its
+//! session task (`session`). The frames themselves are in `protocol`.
+
+mod protocol;
+mod session;
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::{Request, Response};
+use hyper::header::{
+    HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION,
+    UPGRADE,
+};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
 
 use crate::error::{ApiError, ApiResult, Body};
+use crate::http::{parse_query, request_token};
 use crate::state::AppState;
 
-/// Upgrades `GET /ws/notif` after authenticating.
-pub async fn upgrade(_state: Arc<AppState>, _req: Request<Incoming>) -> ApiResult<Response<Body>> {
-    Err(ApiError::NotFound("socket"))
+/// Largest client message or frame accepted (client frames are tiny: ping, typing).
+const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
+
+/// tungstenite's default read buffer is 128 KiB per socket (~135 KB RSS idle); 4 KiB keeps
+/// an idle socket near 7 KB, and our frames are small.
+const READ_BUFFER: usize = 4 * 1024;
+
+/// Outgoing bytes are flushed once this many are buffered (and after every batch).
+const WRITE_BUFFER: usize = 16 * 1024;
+
+/// A socket whose unsent bytes grow past this is failing to read; writes then error.
+const MAX_WRITE_BUFFER: usize = 1024 * 1024;
+
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
+        .max_message_size(Some(MAX_CLIENT_MESSAGE))
+        .max_frame_size(Some(MAX_CLIENT_MESSAGE))
+}
+
+/// `GET /ws/notif?token=&since=`: 401 before the handshake for a bad token, 422 for a bad
+/// `since`, else 101 and a session task.
+pub async fn upgrade(
+    state: Arc<AppState>,
+    mut req: Request<Incoming>,
+) -> ApiResult<Response<Body>> {
+    let query = parse_query(req.uri().query());
+    let token = request_token(req.headers(), &query)
+        .ok_or(ApiError::Unauthorized("a token is required"))?;
+    let caller = state.auth.verify(token)?;
+    let since = match query.iter().rev().find(|(k, _)| k == "since") {
+        None => None,
+        Some((_, raw)) => Some(
+            raw.parse::<i64>()
+                .ok()
+                .filter(|v| *v >= 0)
+                .ok_or_else(|| ApiError::field("since", "must be a non-negative integer"))?,
+        ),
+    };
+
+    let headers = req.headers();
+    let is_upgrade = headers
+        .get(UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let version_ok = headers
+        .get(SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v == "13");
+    let Some(key) = headers
+        .get(SEC_WEBSOCKET_KEY)
+        .filter(|_| is_upgrade && version_ok)
+    else {
+        return Err(ApiError::UpgradeRequired);
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::Unavailable("shutting down".into()));
+    }
+
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let session_state = state.clone();
+    // Tracked separately: hyper's graceful shutdown forgets upgraded connections.
+    state.sessions.spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(ws_config()),
+                )
+                .await;
+                session::run(session_state, caller, since, ws).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+        }
+    });
+
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = response.headers_mut();
+    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(
+        SEC_WEBSOCKET_ACCEPT,
+        HeaderValue::from_str(&accept).expect("base64 is a valid header"),
+    );
+    Ok(response)
 }

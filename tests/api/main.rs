@@ -6,3 +6,5 @@ mod chats;
 mod errors;
 mod messages;
 mod support;
+mod ws;
+mod wsclient;

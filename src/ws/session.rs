@@ -1,0 +1,333 @@
+//! One task owns each socket: it sends `ready`, replays the log after `since`, then
+//! forwards live events in `seq` order, answers client frames, pings, and closes the socket
+//! for shutdown (1001), overflow (1013), token expiry (4001) or bad input (1003, 1008, 1009).
+//!
+//! The session remembers `delivered`, the last seq it sent. A pushed event is sent only if
+//! it is the next one; an older one is a duplicate and skipped; a newer one means something
+//! was missed (a push raced another, or came from another process) and the session reads
+//! the log from `delivered`. Pushes are a fast path; the log is the truth.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+
+use super::protocol::{self, ClientFrame};
+use crate::auth::{unix_now, Caller};
+use crate::error::ApiError;
+use crate::events;
+use crate::http::chats::chat_members;
+use crate::hub::{Push, Subscription};
+use crate::state::AppState;
+
+type Socket = WebSocketStream<TokioIo<Upgraded>>;
+
+/// Events read from the log per query during replay.
+const REPLAY_PAGE: i64 = 500;
+/// Pushes handled per wake-up before flushing (bounds the latency of the first one).
+const PUSH_BATCH: usize = 64;
+/// A write that cannot complete in this time means the client stopped reading.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long we wait to hand over a close frame.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Client frames allowed per window before the socket is closed with 1008.
+const CLIENT_FRAMES_PER_WINDOW: u32 = 100;
+const CLIENT_WINDOW: Duration = Duration::from_secs(10);
+/// At most one `typing` per chat per this interval is forwarded.
+const TYPING_INTERVAL: Duration = Duration::from_secs(2);
+/// Chats remembered for typing throttling (a client typing in more is throttled afresh).
+const TYPING_MEMORY: usize = 64;
+
+/// Why a session ended.
+enum End {
+    /// Send this close frame, then drop the socket.
+    Close(CloseCode, &'static str),
+    /// The socket is gone or unusable: just drop it.
+    Drop,
+}
+
+struct Session {
+    state: Arc<AppState>,
+    user_id: i64,
+    ws: Socket,
+    /// The last seq sent on this socket.
+    delivered: i64,
+    typing_sent: HashMap<i64, Instant>,
+    /// Cancelled when this socket's queue overflowed: a write stuck on a client that does
+    /// not read gives up at once instead of waiting for `WRITE_TIMEOUT`.
+    overflow: CancellationToken,
+}
+
+/// Runs one socket until it ends.
+pub async fn run(state: Arc<AppState>, caller: Caller, since: Option<i64>, ws: Socket) {
+    // Subscribe before reading the log, so nothing committed after the read is missed.
+    let subscription = state.hub.subscribe(caller.user_id, state.config.ws_queue);
+    let mut session = Session {
+        state,
+        user_id: caller.user_id,
+        ws,
+        delivered: 0,
+        typing_sent: HashMap::new(),
+        overflow: subscription.overflow.clone(),
+    };
+    let end = match session.start(since).await {
+        Ok(()) => session.serve(subscription, caller.expires_at).await,
+        Err(end) => end,
+    };
+    if let End::Close(code, reason) = end {
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.ws.close(Some(frame))).await;
+    }
+}
+
+impl Session {
+    /// `ready`, then the replay after `since`.
+    async fn start(&mut self, since: Option<i64>) -> Result<(), End> {
+        let latest = {
+            let client =
+                self.state.db().await.map_err(|_| {
+                    End::Close(protocol::CLOSE_SERVER_ERROR, "database unavailable")
+                })?;
+            events::latest_seq(&client, self.user_id)
+                .await
+                .map_err(|_| End::Close(protocol::CLOSE_SERVER_ERROR, "database unavailable"))?
+        };
+        let heartbeat_ms = self.state.config.heartbeat.as_millis();
+        self.feed(protocol::ready(self.user_id, latest, heartbeat_ms))
+            .await?;
+        match since {
+            None => self.delivered = latest,
+            Some(since) if since > latest => {
+                // The client knows of events we never had (another deployment, a restored
+                // backup): its state cannot be trusted.
+                self.feed(protocol::resync_required()).await?;
+                self.delivered = latest;
+            }
+            Some(since) => {
+                self.delivered = since;
+                self.catch_up().await?;
+            }
+        }
+        self.flush().await
+    }
+
+    async fn serve(&mut self, mut sub: Subscription, expires_at: u64) -> End {
+        let heartbeat = self.state.config.heartbeat;
+        let mut ticker = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let expiry = Instant::now() + Duration::from_secs(expires_at.saturating_sub(unix_now()));
+        let mut last_heard = Instant::now();
+        let mut window_start = Instant::now();
+        let mut frames_in_window = 0u32;
+        let shutdown = self.state.shutdown.clone();
+
+        loop {
+            let result = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return End::Close(protocol::CLOSE_SHUTDOWN, "server shutting down"),
+                _ = sub.overflow.cancelled() => return End::Close(protocol::CLOSE_SLOW, "too slow: reconnect with since"),
+                _ = tokio::time::sleep_until(expiry) => return End::Close(protocol::CLOSE_TOKEN_EXPIRED, "token expired"),
+                push = sub.rx.recv() => match push {
+                    Some(push) => self.handle_pushes(push, &mut sub).await,
+                    None => return End::Drop,
+                },
+                incoming = self.ws.next() => {
+                    last_heard = Instant::now();
+                    if window_start.elapsed() > CLIENT_WINDOW {
+                        window_start = Instant::now();
+                        frames_in_window = 0;
+                    }
+                    frames_in_window += 1;
+                    if frames_in_window > CLIENT_FRAMES_PER_WINDOW {
+                        return End::Close(protocol::CLOSE_POLICY, "too many frames");
+                    }
+                    self.handle_incoming(incoming).await
+                }
+                _ = ticker.tick() => {
+                    if last_heard.elapsed() > heartbeat * 2 {
+                        return End::Drop; // the client stopped answering pings
+                    }
+                    self.send(Message::Ping(Default::default())).await
+                }
+            };
+            if let Err(end) = result {
+                return end;
+            }
+        }
+    }
+
+    /// Handles one push and whatever else is queued (up to a batch), then flushes once.
+    async fn handle_pushes(&mut self, first: Push, sub: &mut Subscription) -> Result<(), End> {
+        let mut next = Some(first);
+        let mut handled = 0;
+        while let Some(push) = next.take() {
+            match push {
+                Push::Event { seq, frame } => {
+                    if seq == self.delivered + 1 {
+                        self.feed(frame).await?;
+                        self.delivered = seq;
+                    } else if seq > self.delivered {
+                        self.catch_up().await?;
+                    } // else: already delivered (by a replay); skip the duplicate.
+                }
+                Push::CatchUp => self.catch_up().await?,
+                Push::Ephemeral(frame) => self.feed(frame).await?,
+            }
+            handled += 1;
+            if handled < PUSH_BATCH {
+                next = sub.rx.try_recv().ok();
+            }
+        }
+        self.flush().await
+    }
+
+    /// Sends every logged event after `delivered`.
+    async fn catch_up(&mut self) -> Result<(), End> {
+        loop {
+            let page = {
+                let client = self.state.db().await.map_err(|_| {
+                    End::Close(protocol::CLOSE_SERVER_ERROR, "database unavailable")
+                })?;
+                events::read_since(&client, self.user_id, self.delivered, REPLAY_PAGE).await
+            };
+            let (stored, has_more) = match page {
+                Ok(page) => page,
+                Err(ApiError::ResyncRequired) => {
+                    self.feed(protocol::resync_required()).await?;
+                    let client = self.state.db().await.map_err(|_| {
+                        End::Close(protocol::CLOSE_SERVER_ERROR, "database unavailable")
+                    })?;
+                    self.delivered =
+                        events::latest_seq(&client, self.user_id)
+                            .await
+                            .map_err(|_| {
+                                End::Close(protocol::CLOSE_SERVER_ERROR, "database unavailable")
+                            })?;
+                    return Ok(());
+                }
+                Err(_) => {
+                    return Err(End::Close(
+                        protocol::CLOSE_SERVER_ERROR,
+                        "the event log could not be read",
+                    ))
+                }
+            };
+            for event in stored {
+                self.feed(event.frame.into()).await?;
+                self.delivered = event.seq;
+            }
+            if !has_more {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn handle_incoming(
+        &mut self,
+        incoming: Option<Result<Message, WsError>>,
+    ) -> Result<(), End> {
+        match incoming {
+            None => Err(End::Drop),
+            Some(Err(WsError::Capacity(_))) => {
+                Err(End::Close(protocol::CLOSE_TOO_BIG, "frame too large"))
+            }
+            Some(Err(_)) => Err(End::Drop),
+            Some(Ok(Message::Binary(_))) => Err(End::Close(
+                protocol::CLOSE_BINARY,
+                "binary frames are not accepted",
+            )),
+            // tungstenite queued the answer to a ping (or the close handshake); send it.
+            Some(Ok(Message::Ping(_))) => self.flush().await,
+            Some(Ok(Message::Close(_))) => {
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.ws.flush()).await;
+                Err(End::Drop)
+            }
+            Some(Ok(Message::Pong(_) | Message::Frame(_))) => Ok(()),
+            Some(Ok(Message::Text(text))) => match protocol::parse(&text) {
+                Ok(ClientFrame::Ping) => self.send(Message::Text(protocol::pong())).await,
+                Ok(ClientFrame::Typing { chat_id }) => self.typing(chat_id).await,
+                Err(error_frame) => self.send(Message::Text(error_frame)).await,
+            },
+        }
+    }
+
+    /// Forwards `typing` to the chat's other members, at most once per `TYPING_INTERVAL`.
+    async fn typing(&mut self, chat_id: i64) -> Result<(), End> {
+        let now = Instant::now();
+        if self
+            .typing_sent
+            .get(&chat_id)
+            .is_some_and(|t| now.duration_since(*t) < TYPING_INTERVAL)
+        {
+            return Ok(());
+        }
+        let members = match self.state.db().await {
+            Ok(client) => chat_members(&client, chat_id).await.unwrap_or_default(),
+            Err(_) => {
+                return self
+                    .send(Message::Text(protocol::error("unavailable", "try again")))
+                    .await
+            }
+        };
+        if !members.contains(&self.user_id) {
+            return self
+                .send(Message::Text(protocol::error(
+                    "not_found",
+                    "chat not found",
+                )))
+                .await;
+        }
+        if self.typing_sent.len() >= TYPING_MEMORY {
+            self.typing_sent.clear();
+        }
+        self.typing_sent.insert(chat_id, now);
+        let others: Vec<i64> = members
+            .into_iter()
+            .filter(|id| *id != self.user_id)
+            .collect();
+        self.state
+            .hub
+            .send_ephemeral(&others, protocol::typing(chat_id, self.user_id));
+        Ok(())
+    }
+
+    /// Queues a text frame without flushing.
+    async fn feed(&mut self, frame: Utf8Bytes) -> Result<(), End> {
+        let write = self.ws.feed(Message::Text(frame));
+        bounded_write(write, &self.overflow).await
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        bounded_write(self.ws.flush(), &self.overflow).await
+    }
+
+    async fn send(&mut self, message: Message) -> Result<(), End> {
+        bounded_write(self.ws.send(message), &self.overflow).await
+    }
+}
+
+/// Runs a socket write for at most `WRITE_TIMEOUT`, and not past an overflow.
+async fn bounded_write(
+    write: impl std::future::Future<Output = Result<(), WsError>>,
+    overflow: &CancellationToken,
+) -> Result<(), End> {
+    tokio::select! {
+        result = tokio::time::timeout(WRITE_TIMEOUT, write) => match result {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(End::Drop),
+        },
+        _ = overflow.cancelled() => Err(End::Drop),
+    }
+}
