@@ -123,4 +123,52 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
     CONSTRAINT refresh_tokens_session_fkey FOREIGN KEY (session_id) REFERENCES sessions (id) ON DELETE CASCADE
 );
 
+-- Appends events to the log: inserts each event body once, then for each recipient, in
+-- ascending user id order, bumps `users.last_seq` (a row lock held until commit) and writes
+-- its `user_events` rows. Ascending order is rtchat's one lock order for user rows, so
+-- concurrent writers never deadlock; the lock makes seqs commit in order (src/events.rs).
+-- Deliveries are parallel arrays: recipient p_users[k] gets event number p_event_index[k]
+-- (1-based, in p_types order); a user's seqs follow that order.
+CREATE OR REPLACE FUNCTION rtchat_append_events(
+    p_types text[], p_payloads text[], p_users bigint[], p_event_index int[]
+) RETURNS TABLE (user_id bigint, seq bigint, event_index int)
+LANGUAGE plpgsql AS $fn$
+#variable_conflict use_column
+DECLARE
+    v_event_ids bigint[];
+    v_user bigint;
+    v_count bigint;
+    v_last bigint;
+    v_users bigint[] := '{}';
+    v_firsts bigint[] := '{}';
+BEGIN
+    WITH inserted AS (
+        INSERT INTO events (type, payload)
+        SELECT t, p FROM unnest(p_types, p_payloads) WITH ORDINALITY AS x(t, p, ord) ORDER BY ord
+        RETURNING id
+    )
+    SELECT array_agg(id ORDER BY id) INTO v_event_ids FROM inserted;
+
+    FOR v_user, v_count IN
+        SELECT d.u, count(*) FROM unnest(p_users) AS d(u) GROUP BY d.u ORDER BY d.u
+    LOOP
+        UPDATE users SET last_seq = last_seq + v_count WHERE id = v_user RETURNING last_seq INTO v_last;
+        IF FOUND THEN
+            v_users := v_users || v_user;
+            v_firsts := v_firsts || (v_last - v_count);
+        END IF;
+    END LOOP;
+
+    RETURN QUERY
+    INSERT INTO user_events (user_id, seq, event_id)
+    SELECT d.u,
+           b.first + row_number() OVER (PARTITION BY d.u ORDER BY d.ord),
+           v_event_ids[d.e]
+    FROM unnest(p_users, p_event_index) WITH ORDINALITY AS d(u, e, ord)
+    JOIN unnest(v_users, v_firsts) AS b(u, first) ON b.u = d.u
+    RETURNING user_events.user_id, user_events.seq,
+              array_position(v_event_ids, user_events.event_id);
+END
+$fn$;
+
 INSERT INTO schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;

@@ -168,6 +168,12 @@ impl ApiError {
                     HeaderValue::from_str(&allow).expect("method names are ASCII"),
                 );
             }
+            ApiError::UpgradeRequired => {
+                headers.insert(
+                    hyper::header::UPGRADE,
+                    HeaderValue::from_static("websocket"),
+                );
+            }
             ApiError::RateLimited(wait) => {
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 headers.insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));

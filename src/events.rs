@@ -6,9 +6,14 @@
 //! Every user row carries `last_seq`, the seq of the last event appended for that user.
 //! Appending an event for recipients R, inside the transaction that makes the change:
 //!
-//! 1. locks the rows of R in ascending id order (`SELECT ... ORDER BY id FOR NO KEY UPDATE`),
-//! 2. bumps each `last_seq` by one and writes `user_events(user_id, seq, event_id)` rows,
-//!    pointing at one `events` row holding the payload serialised once.
+//! 1. inserts the event body once into `events` (the payload serialised once),
+//! 2. for each recipient in ascending id order, bumps `last_seq` with a single-row UPDATE
+//!    (taking the row lock) and writes `user_events(user_id, seq, event_id)`.
+//!
+//! Both happen in one call of `rtchat_append_events` (schema.sql), made by `Outbox::write`
+//! for all the events of a transaction at once, just before it commits. (A first version
+//! locked the rows with `SELECT ... FOR NO KEY UPDATE` and then updated them; the property
+//! test caught PostgreSQL deadlocking two such statements on the re-lock.)
 //!
 //! The row lock is held until commit, so a second transaction appending for the same user
 //! waits, then reads the committed `last_seq`: seqs are handed out in commit order, and a
@@ -60,55 +65,76 @@ pub struct Appended {
     pub deliveries: Vec<(i64, i64)>,
 }
 
-/// The events a transaction appended, to hand to the hub once it has committed.
+/// The events of one transaction: staged with `add` while it runs, written to the log by
+/// `write` just before commit (one round trip for all of them), handed to the hub after.
 #[derive(Debug, Default)]
 pub struct Outbox {
+    staged: Vec<(EventType, Vec<i64>, Arc<str>)>,
+    /// Filled by `write`: what the hub delivers once the transaction committed.
     pub events: Vec<Appended>,
 }
 
-/// Appends one event for `recipients` inside the caller's transaction.
-///
-/// `client` must be a transaction: the row locks taken here are what keep seqs in commit
-/// order, and they last until that transaction ends.
-pub async fn append(
-    client: &impl GenericClient,
-    outbox: &mut Outbox,
-    kind: EventType,
-    recipients: &[i64],
-    payload: &impl Serialize,
-) -> Result<(), ApiError> {
-    if recipients.is_empty() {
-        return Ok(());
+impl Outbox {
+    /// Stages an event for `recipients` (no database work yet).
+    pub fn add(
+        &mut self,
+        kind: EventType,
+        recipients: &[i64],
+        payload: &impl Serialize,
+    ) -> Result<(), ApiError> {
+        if recipients.is_empty() {
+            return Ok(());
+        }
+        let payload: Arc<str> = serde_json::to_string(payload)
+            .map_err(|e| ApiError::Internal(format!("event payload: {e}")))?
+            .into();
+        self.staged.push((kind, recipients.to_vec(), payload));
+        Ok(())
     }
-    let payload: Arc<str> = serde_json::to_string(payload)
-        .map_err(|e| ApiError::Internal(format!("event payload: {e}")))?
-        .into();
-    let statement = client
-        .prepare_cached(
-            "WITH locked AS (
-                 SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE
-             ), bumped AS (
-                 UPDATE users u SET last_seq = u.last_seq + 1
-                 FROM locked WHERE u.id = locked.id
-                 RETURNING u.id, u.last_seq
-             ), event AS (
-                 INSERT INTO events (type, payload) VALUES ($2, $3) RETURNING id
-             )
-             INSERT INTO user_events (user_id, seq, event_id)
-             SELECT bumped.id, bumped.last_seq, event.id FROM bumped, event
-             RETURNING user_id, seq",
-        )
-        .await?;
-    let rows = client
-        .query(&statement, &[&recipients, &kind.as_str(), &&*payload])
-        .await?;
-    let deliveries = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    outbox.events.push(Appended {
-        kind: kind.as_str(),
-        payload,
-        deliveries,
-    });
-    Ok(())
+
+    /// Appends the staged events to the log inside the caller's transaction.
+    ///
+    /// `client` must be that transaction: the counter row locks taken here are what keep
+    /// seqs in commit order, and they last until it ends.
+    pub async fn write(&mut self, client: &impl GenericClient) -> Result<(), ApiError> {
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        let types: Vec<&str> = self.staged.iter().map(|(k, _, _)| k.as_str()).collect();
+        let payloads: Vec<&str> = self.staged.iter().map(|(_, _, p)| &**p).collect();
+        let mut users = Vec::new();
+        let mut event_index = Vec::new();
+        for (i, (_, recipients, _)) in self.staged.iter().enumerate() {
+            users.extend_from_slice(recipients);
+            event_index.extend(std::iter::repeat_n(i as i32 + 1, recipients.len()));
+        }
+        let statement = client
+            .prepare_cached(
+                "SELECT user_id, seq, event_index FROM rtchat_append_events($1, $2, $3, $4)",
+            )
+            .await?;
+        let rows = client
+            .query(&statement, &[&types, &payloads, &users, &event_index])
+            .await?;
+        let mut events: Vec<Appended> = self
+            .staged
+            .drain(..)
+            .map(|(kind, _, payload)| Appended {
+                kind: kind.as_str(),
+                payload,
+                deliveries: Vec::new(),
+            })
+            .collect();
+        for row in rows {
+            let index: i32 = row.get(2);
+            let event = events
+                .get_mut((index as usize).wrapping_sub(1))
+                .ok_or_else(|| ApiError::Internal(format!("event index {index} out of range")))?;
+            event.deliveries.push((row.get(0), row.get(1)));
+        }
+        self.events.extend(events);
+        Ok(())
+    }
 }
 
 /// The text of a durable frame: `{"type": ..., "seq": N, "payload": {...}}`.
@@ -133,46 +159,59 @@ pub async fn latest_seq(client: &impl GenericClient, user_id: i64) -> Result<i64
 }
 
 /// Up to `limit` events of `user_id` with seq > `since`, ascending, and whether more follow.
-/// `ResyncRequired` when events after `since` were pruned by retention.
+/// `ResyncRequired` when events after `since` were pruned by retention, or `since` is ahead
+/// of the log.
 pub async fn read_since(
     client: &impl GenericClient,
     user_id: i64,
     since: i64,
     limit: i64,
 ) -> Result<(Vec<Stored>, bool), ApiError> {
+    // One statement, so the user's last_seq and the events come from one snapshot: with two,
+    // an event committed between them would look like a pruned one.
     let statement = client
         .prepare_cached(
-            "SELECT ue.seq, e.type, e.payload
-             FROM user_events ue JOIN events e ON e.id = ue.event_id
-             WHERE ue.user_id = $1 AND ue.seq > $2
-             ORDER BY ue.seq
-             LIMIT $3",
+            "SELECT u.last_seq, ev.seq, ev.type, ev.payload
+             FROM users u
+             LEFT JOIN LATERAL (
+                 SELECT ue.seq, e.type, e.payload
+                 FROM user_events ue JOIN events e ON e.id = ue.event_id
+                 WHERE ue.user_id = u.id AND ue.seq > $2
+                 ORDER BY ue.seq
+                 LIMIT $3
+             ) ev ON true
+             WHERE u.id = $1
+             ORDER BY ev.seq",
         )
         .await?;
     let rows = client
         .query(&statement, &[&user_id, &since, &(limit + 1)])
         .await?;
+    let last_seq: i64 = rows.first().map(|r| r.get(0)).unwrap_or(0);
     let has_more = rows.len() as i64 > limit;
     let events: Vec<Stored> = rows
         .iter()
         .take(limit as usize)
-        .map(|r| {
-            let seq: i64 = r.get(0);
-            let kind: &str = r.get(1);
-            let payload: &str = r.get(2);
-            Stored {
+        .filter_map(|r| {
+            let seq: i64 = r.get::<_, Option<i64>>(1)?;
+            let kind: &str = r.get(2);
+            let payload: &str = r.get(3);
+            Some(Stored {
                 seq,
                 frame: frame(kind, seq, payload),
-            }
+            })
         })
         .collect();
     // The log is a prefix 1..last_seq minus what retention pruned from its start: if the
     // first event after `since` is not the one numbered since+1, it was pruned.
-    match events.first() {
-        Some(first) if first.seq != since + 1 => Err(ApiError::ResyncRequired),
-        None if latest_seq(client, user_id).await? > since => Err(ApiError::ResyncRequired),
-        _ => Ok((events, has_more)),
+    let pruned = match events.first() {
+        Some(first) => first.seq != since + 1,
+        None => last_seq > since,
+    };
+    if pruned || since > last_seq {
+        return Err(ApiError::ResyncRequired);
     }
+    Ok((events, has_more))
 }
 
 /// Deletes events older than `retention`; returns how many per-user rows went.

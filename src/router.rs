@@ -17,6 +17,7 @@ pub enum Route {
     Index,
     Docs,
     DocsAsset,
+    StaticAsset,
     OpenApi,
     Healthz,
     Readyz,
@@ -44,6 +45,7 @@ pub const ROUTES: &[(&str, Route)] = &[
     ("/", Route::Index),
     ("/docs", Route::Docs),
     ("/docs/{file}", Route::DocsAsset),
+    ("/static/{file}", Route::StaticAsset),
     ("/openapi.yaml", Route::OpenApi),
     ("/healthz", Route::Healthz),
     ("/readyz", Route::Readyz),
@@ -71,8 +73,8 @@ impl Route {
     pub fn methods(self) -> &'static [Method] {
         use Route::*;
         match self {
-            Index | Docs | DocsAsset | OpenApi | Healthz | Readyz | Metrics | Me | Users | User
-            | Events | WsNotif => &[Method::GET],
+            Index | Docs | DocsAsset | StaticAsset | OpenApi | Healthz | Readyz | Metrics | Me
+            | Users | User | Events | WsNotif => &[Method::GET],
             Register | Login | Refresh | Logout | Members | Read => &[Method::POST],
             Chats | Messages => &[Method::GET, Method::POST],
             Chat => &[Method::GET, Method::PATCH, Method::DELETE],
@@ -171,6 +173,7 @@ async fn dispatch(
         (Index, _) => docs::index(ctx).await,
         (Docs, _) => docs::docs_page(ctx).await,
         (DocsAsset, _) => docs::docs_asset(ctx).await,
+        (StaticAsset, _) => docs::static_asset(ctx).await,
         (OpenApi, _) => docs::openapi(ctx).await,
         (Healthz, _) => health::healthz(ctx).await,
         (Readyz, _) => health::readyz(ctx).await,

@@ -32,10 +32,18 @@ impl AppState {
         Ok(self.pool.get().await?)
     }
 
-    /// Hands a committed transaction's events to the sockets. Call only after commit.
-    pub fn publish(&self, outbox: Outbox) {
+    /// Writes the transaction's events to the log, commits, then hands the events to the
+    /// sockets. The one way a write that emits events ends.
+    pub async fn commit(
+        &self,
+        tx: deadpool_postgres::Transaction<'_>,
+        mut outbox: Outbox,
+    ) -> Result<(), ApiError> {
+        outbox.write(&tx).await?;
+        tx.commit().await?;
         if !outbox.events.is_empty() {
             self.hub.publish(&outbox);
         }
+        Ok(())
     }
 }

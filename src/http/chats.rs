@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio_postgres::Row;
 
 use crate::error::{ApiError, ApiResult, Body, FieldError};
-use crate::events::{self, EventType, Outbox};
+use crate::events::{EventType, Outbox};
 use crate::http::users::{DEFAULT_PAGE, MAX_PAGE};
 use crate::http::{created, double_option, no_content, ok, Ctx};
 use crate::model::{Chat, ChatView, Message, CHAT_COLUMNS};
@@ -294,9 +294,8 @@ pub async fn create_chat(ctx: Ctx) -> ApiResult<Response<Body>> {
     tx.execute(&statement, &[&chat_id, &members]).await?;
     let chat = load_chat(&tx, chat_id).await?;
     let mut outbox = Outbox::default();
-    events::append(&tx, &mut outbox, EventType::CreateChat, &members, &chat).await?;
-    tx.commit().await?;
-    ctx.state.publish(outbox);
+    outbox.add(EventType::CreateChat, &members, &chat)?;
+    ctx.state.commit(tx, outbox).await?;
     created(&load_view(&client, chat_id, caller.user_id).await?)
 }
 
@@ -402,17 +401,9 @@ pub async fn update_chat(ctx: Ctx) -> ApiResult<Response<Body>> {
     let mut outbox = Outbox::default();
     if changed {
         let chat = load_chat(&tx, chat_id).await?;
-        events::append(
-            &tx,
-            &mut outbox,
-            EventType::UpdateChat,
-            &locked.members,
-            &chat,
-        )
-        .await?;
+        outbox.add(EventType::UpdateChat, &locked.members, &chat)?;
     }
-    tx.commit().await?;
-    ctx.state.publish(outbox);
+    ctx.state.commit(tx, outbox).await?;
     ok(&load_view(&client, chat_id, caller.user_id).await?)
 }
 
@@ -428,17 +419,13 @@ pub async fn delete_chat(ctx: Ctx) -> ApiResult<Response<Body>> {
         return Err(ApiError::Forbidden("only the chat's creator may delete it"));
     }
     let mut outbox = Outbox::default();
-    events::append(
-        &tx,
-        &mut outbox,
+    outbox.add(
         EventType::DeleteChat,
         &locked.members,
         &json!({ "id": chat_id }),
-    )
-    .await?;
+    )?;
     let statement = tx.prepare_cached("DELETE FROM chats WHERE id = $1").await?;
     tx.execute(&statement, &[&chat_id]).await?;
-    tx.commit().await?;
-    ctx.state.publish(outbox);
+    ctx.state.commit(tx, outbox).await?;
     no_content()
 }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{ApiError, ApiResult, Body};
-use crate::events::{self, EventType, Outbox};
+use crate::events::{EventType, Outbox};
 use crate::http::chats::{check_users_exist, load_chat, load_view, lock_chat, MAX_GROUP_MEMBERS};
 use crate::http::{no_content, ok, Ctx};
 
@@ -75,18 +75,10 @@ pub async fn add_members(ctx: Ctx) -> ApiResult<Response<Body>> {
             .await?;
         tx.execute(&statement, &[&chat_id]).await?;
         let chat = load_chat(&tx, chat_id).await?;
-        events::append(&tx, &mut outbox, EventType::CreateChat, &new, &chat).await?;
-        events::append(
-            &tx,
-            &mut outbox,
-            EventType::UpdateChat,
-            &locked.members,
-            &chat,
-        )
-        .await?;
+        outbox.add(EventType::CreateChat, &new, &chat)?;
+        outbox.add(EventType::UpdateChat, &locked.members, &chat)?;
     }
-    tx.commit().await?;
-    ctx.state.publish(outbox);
+    ctx.state.commit(tx, outbox).await?;
     ok(&load_view(&client, chat_id, caller.user_id).await?)
 }
 
@@ -128,16 +120,8 @@ pub async fn remove_member(ctx: Ctx) -> ApiResult<Response<Body>> {
         .filter(|id| *id != user_id)
         .collect();
     let mut outbox = Outbox::default();
-    events::append(
-        &tx,
-        &mut outbox,
-        EventType::DeleteChat,
-        &[user_id],
-        &json!({ "id": chat_id }),
-    )
-    .await?;
-    events::append(&tx, &mut outbox, EventType::UpdateChat, &rest, &chat).await?;
-    tx.commit().await?;
-    ctx.state.publish(outbox);
+    outbox.add(EventType::DeleteChat, &[user_id], &json!({ "id": chat_id }))?;
+    outbox.add(EventType::UpdateChat, &rest, &chat)?;
+    ctx.state.commit(tx, outbox).await?;
     no_content()
 }

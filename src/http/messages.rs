@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{ApiError, ApiResult, Body};
-use crate::events::{self, EventType, Outbox};
+use crate::events::{EventType, Outbox};
 use crate::http::chats::{chat_members, is_member, lock_chat};
 use crate::http::users::{DEFAULT_PAGE, MAX_PAGE};
 use crate::http::{created, no_content, ok, Ctx};
@@ -111,9 +111,8 @@ pub async fn send_message(ctx: Ctx) -> ApiResult<Response<Body>> {
     };
     let message = Message::from_row(&row);
     let mut outbox = Outbox::default();
-    events::append(&tx, &mut outbox, EventType::NewMessage, &members, &message).await?;
-    tx.commit().await?;
-    ctx.state.publish(outbox);
+    outbox.add(EventType::NewMessage, &members, &message)?;
+    ctx.state.commit(tx, outbox).await?;
     created(&message)
 }
 
@@ -196,16 +195,8 @@ pub async fn edit_message(ctx: Ctx) -> ApiResult<Response<Body>> {
         .await?;
     let message = Message::from_row(&row);
     let mut outbox = Outbox::default();
-    events::append(
-        &tx,
-        &mut outbox,
-        EventType::UpdateMessage,
-        &locked.members,
-        &message,
-    )
-    .await?;
-    tx.commit().await?;
-    ctx.state.publish(outbox);
+    outbox.add(EventType::UpdateMessage, &locked.members, &message)?;
+    ctx.state.commit(tx, outbox).await?;
     ok(&message)
 }
 
@@ -245,16 +236,12 @@ pub async fn delete_message(ctx: Ctx) -> ApiResult<Response<Body>> {
         .await?;
     tx.execute(&statement, &[&message_id, &chat_id]).await?;
     let mut outbox = Outbox::default();
-    events::append(
-        &tx,
-        &mut outbox,
+    outbox.add(
         EventType::DeleteMessage,
         &locked.members,
         &json!({ "id": message_id, "chat_id": chat_id }),
-    )
-    .await?;
-    tx.commit().await?;
-    ctx.state.publish(outbox);
+    )?;
+    ctx.state.commit(tx, outbox).await?;
     no_content()
 }
 
@@ -294,9 +281,8 @@ pub async fn mark_read(ctx: Ctx) -> ApiResult<Response<Body>> {
     if moved {
         let payload =
             json!({ "chat_id": chat_id, "user_id": caller.user_id, "message_id": body.message_id });
-        events::append(&tx, &mut outbox, EventType::Read, &locked.members, &payload).await?;
+        outbox.add(EventType::Read, &locked.members, &payload)?;
     }
-    tx.commit().await?;
-    ctx.state.publish(outbox);
+    ctx.state.commit(tx, outbox).await?;
     no_content()
 }

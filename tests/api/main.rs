@@ -3,6 +3,7 @@
 
 mod auth;
 mod chats;
+mod delivery;
 mod errors;
 mod messages;
 mod support;

@@ -29,15 +29,23 @@ pub enum Ended {
 impl WsClient {
     /// Connects with the token in the query string and waits for `ready`.
     pub async fn connect(app: &TestApp, token: &str, since: Option<i64>) -> WsClient {
-        let mut path = format!("/ws/notif?token={token}");
+        WsClient::connect_to(app.addr, token, since).await
+    }
+
+    /// Connects to the server at `addr`.
+    pub async fn connect_to(
+        addr: std::net::SocketAddr,
+        token: &str,
+        since: Option<i64>,
+    ) -> WsClient {
+        let mut url = format!("ws://{addr}/ws/notif?token={token}");
         if let Some(since) = since {
-            path.push_str(&format!("&since={since}"));
+            url.push_str(&format!("&since={since}"));
         }
-        let (ws, _) =
-            tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(app.ws_url(&path)))
-                .await
-                .expect("connect in time")
-                .expect("handshake succeeds");
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("connect in time")
+            .expect("handshake succeeds");
         let mut client = WsClient {
             ws,
             ready: Value::Null,
