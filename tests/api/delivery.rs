@@ -71,7 +71,7 @@ pub async fn check_delivery(apps: &[&TestApp], load: Load) -> Report {
         let token = user.token.clone();
         let user_id = user.id;
         let mut final_rx = final_rx.clone();
-        let seed = load.seed ^ (i as u64 + 1) * 7919 ^ receivers.len() as u64;
+        let seed = load.seed ^ ((i as u64 + 1) * 7919) ^ receivers.len() as u64;
         receivers.push(tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(seed);
             let mut seen: Vec<Value> = Vec::new();
