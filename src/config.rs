@@ -46,6 +46,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "RTCHAT_MAX_CONNECTIONS", default: "10000", help: "open TCP connections (HTTP and WebSocket) per process; more wait in the accept queue" },
     Setting { name: "RTCHAT_HEARTBEAT_SECS", default: "25", help: "WebSocket ping interval; a client silent for two intervals is dropped" },
     Setting { name: "RTCHAT_WS_QUEUE", default: "1024", help: "frames queued per socket before a slow reader is closed with 1013" },
+    Setting { name: "RTCHAT_SWEEP_SECS", default: "5", help: "how often sockets are checked against the log, in case a cross-process hint was lost" },
     Setting { name: "RTCHAT_EVENT_RETENTION_DAYS", default: "30", help: "how long the event log keeps events for `since` replay" },
     Setting { name: "RTCHAT_SHUTDOWN_GRACE_SECS", default: "10", help: "how long shutdown waits for in-flight requests" },
     Setting { name: "RTCHAT_LOG", default: "info", help: "log filter (tracing EnvFilter syntax)" },
@@ -74,6 +75,8 @@ pub struct Config {
     pub heartbeat: Duration,
     /// Frames a socket may have queued before it is closed as a slow reader.
     pub ws_queue: usize,
+    /// How often connected users are compared with the log (the safety net for lost hints).
+    pub sweep_interval: Duration,
     /// How long events are kept for replay.
     pub event_retention: Duration,
     /// Deadline for draining HTTP on shutdown.
@@ -134,6 +137,7 @@ impl Config {
             max_connections: ranged(&get, "RTCHAT_MAX_CONNECTIONS", 10_000, 1, 1_000_000)? as usize,
             heartbeat: Duration::from_secs(ranged(&get, "RTCHAT_HEARTBEAT_SECS", 25, 1, 3600)?),
             ws_queue: ranged(&get, "RTCHAT_WS_QUEUE", 1024, 1, 1_000_000)? as usize,
+            sweep_interval: Duration::from_secs(ranged(&get, "RTCHAT_SWEEP_SECS", 5, 1, 3600)?),
             event_retention: Duration::from_secs(
                 86_400 * ranged(&get, "RTCHAT_EVENT_RETENTION_DAYS", 30, 1, 3650)?,
             ),

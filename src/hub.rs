@@ -6,7 +6,7 @@
 //! never an event.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
@@ -30,6 +30,8 @@ pub enum Push {
 struct Subscriber {
     id: u64,
     tx: mpsc::Sender<Push>,
+    /// The last seq the session sent (kept up to date by the session).
+    delivered: Arc<AtomicI64>,
     /// Cancelled when the queue overflowed: the session closes with 1013.
     overflow: CancellationToken,
 }
@@ -50,6 +52,8 @@ pub struct Subscription {
     user_id: i64,
     pub rx: mpsc::Receiver<Push>,
     pub overflow: CancellationToken,
+    /// The session stores the last seq it sent here, for `wake_behind`.
+    pub delivered: Arc<AtomicI64>,
 }
 
 impl Drop for Subscription {
@@ -70,6 +74,8 @@ impl Hub {
         let (tx, rx) = mpsc::channel(capacity);
         let overflow = CancellationToken::new();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // "Not behind" until the session has read where it starts.
+        let delivered = Arc::new(AtomicI64::new(i64::MAX));
         self.sessions
             .lock()
             .expect("hub lock poisoned")
@@ -79,6 +85,7 @@ impl Hub {
                 id,
                 tx,
                 overflow: overflow.clone(),
+                delivered: delivered.clone(),
             });
         Subscription {
             hub: self.clone(),
@@ -86,6 +93,7 @@ impl Hub {
             user_id,
             rx,
             overflow,
+            delivered,
         }
     }
 
@@ -123,6 +131,29 @@ impl Hub {
                 self.offer(s, Push::CatchUp);
             }
         }
+    }
+
+    /// Tells the sessions that delivered less than the given seq of their user to read the
+    /// log (hints from other processes, and the sweep).
+    pub fn wake_behind(&self, seqs: &[(i64, i64)]) {
+        let sessions = self.sessions.lock().expect("hub lock poisoned");
+        for (user_id, seq) in seqs {
+            for s in sessions.get(user_id).into_iter().flatten() {
+                if s.delivered.load(Ordering::Relaxed) < *seq {
+                    self.offer(s, Push::CatchUp);
+                }
+            }
+        }
+    }
+
+    /// The users with a socket in this process.
+    pub fn connected_users(&self) -> Vec<i64> {
+        self.sessions
+            .lock()
+            .expect("hub lock poisoned")
+            .keys()
+            .copied()
+            .collect()
     }
 
     /// Tells every session to read the log (after the cross-process listener reconnected).

@@ -12,6 +12,7 @@ pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod router;
 pub mod server;
 pub mod state;

@@ -19,6 +19,7 @@ use crate::auth::{self, Auth};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::notify::{self, Notifier};
 use crate::state::AppState;
 use crate::{db, events, router};
 
@@ -39,7 +40,18 @@ pub async fn run(
     let sessions = state.sessions.clone();
     let grace = state.config.shutdown_grace;
 
-    let pruner = tokio::spawn(prune_events(state.clone()));
+    let database_url = state
+        .config
+        .database_url
+        .as_ref()
+        .map(|u| u.expose().to_string())
+        .unwrap_or_default();
+    let background = [
+        tokio::spawn(prune_events(state.clone())),
+        tokio::spawn(notify::run_notifier(state.clone())),
+        tokio::spawn(notify::run_listener(state.clone(), database_url)),
+        tokio::spawn(notify::run_sweep(state.clone())),
+    ];
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -88,7 +100,9 @@ pub async fn run(
     tracing::info!("shutting down: closing sockets and draining requests");
     drop(listener);
     state.shutdown.cancel();
-    pruner.abort();
+    for task in &background {
+        task.abort();
+    }
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
@@ -123,6 +137,7 @@ async fn build_state(config: Config) -> Result<Arc<AppState>, String> {
         auth: Auth::new(secret.as_bytes(), config.token_ttl),
         pool,
         hub: Arc::new(Hub::default()),
+        notifier: Notifier::new(rand::random()),
         metrics: Metrics::new(),
         shutdown: CancellationToken::new(),
         sessions: TaskTracker::new(),

@@ -12,12 +12,15 @@ use crate::error::ApiError;
 use crate::events::Outbox;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::notify::Notifier;
 
 pub struct AppState {
     pub config: Config,
     pub pool: Pool,
     pub auth: Auth,
     pub hub: Arc<Hub>,
+    /// Hints for the other processes sharing the database.
+    pub notifier: Notifier,
     pub metrics: Metrics,
     /// Cancelled when the server shuts down: sessions close with 1001.
     pub shutdown: CancellationToken,
@@ -43,6 +46,12 @@ impl AppState {
         tx.commit().await?;
         if !outbox.events.is_empty() {
             self.hub.publish(&outbox);
+            self.notifier.events(
+                outbox
+                    .events
+                    .iter()
+                    .flat_map(|e| e.deliveries.iter().copied()),
+            );
         }
         Ok(())
     }

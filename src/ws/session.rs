@@ -8,6 +8,7 @@
 //! the log from `delivered`. Pushes are a fast path; the log is the truth.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,6 +66,8 @@ struct Session {
     /// Cancelled when this socket's queue overflowed: a write stuck on a client that does
     /// not read gives up at once instead of waiting for `WRITE_TIMEOUT`.
     overflow: CancellationToken,
+    /// Shared with the hub: `delivered`, for hints and the sweep.
+    delivered_shared: Arc<AtomicI64>,
 }
 
 /// Runs one socket until it ends.
@@ -78,6 +81,7 @@ pub async fn run(state: Arc<AppState>, caller: Caller, since: Option<i64>, ws: S
         delivered: 0,
         typing_sent: HashMap::new(),
         overflow: subscription.overflow.clone(),
+        delivered_shared: subscription.delivered.clone(),
     };
     let end = match session.start(since).await {
         Ok(()) => session.serve(subscription, caller.expires_at).await,
@@ -297,9 +301,10 @@ impl Session {
             .into_iter()
             .filter(|id| *id != self.user_id)
             .collect();
-        self.state
-            .hub
-            .send_ephemeral(&others, protocol::typing(chat_id, self.user_id));
+        let frame = protocol::typing(chat_id, self.user_id);
+        // Members on other processes hear it through the hint; these through the hub.
+        self.state.notifier.typing(&frame, others.clone());
+        self.state.hub.send_ephemeral(&others, frame);
         Ok(())
     }
 
@@ -310,6 +315,8 @@ impl Session {
     }
 
     async fn flush(&mut self) -> Result<(), End> {
+        self.delivered_shared
+            .store(self.delivered, Ordering::Relaxed);
         bounded_write(self.ws.flush(), &self.overflow).await
     }
 

@@ -4,8 +4,10 @@
 mod auth;
 mod chats;
 mod delivery;
+mod docs;
 mod errors;
 mod messages;
+mod scaleout;
 mod support;
 mod ws;
 mod wsclient;

@@ -173,7 +173,7 @@ impl TestApp {
     /// Starts a server on an existing database (a second process of the same deployment).
     pub async fn spawn_on(database_url: &str, tweak: impl FnOnce(&mut Config)) -> TestApp {
         if std::env::var_os("RTCHAT_TEST_LOG").is_some() {
-            rtchat::init_logging("info");
+            rtchat::init_logging(&std::env::var("RTCHAT_TEST_LOG").unwrap_or_default());
         }
         let mut config = Config::for_tests(database_url);
         config.db_pool_size = 8;

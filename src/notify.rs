@@ -1,0 +1,292 @@
+//! Cross-process wake-ups through PostgreSQL `LISTEN/NOTIFY`: after a commit, a small hint
+//! ("these users have events up to these seqs") goes to the other processes, whose sessions
+//! then read the log. Never the data: the log stays the truth.
+//!
+//! - `Notifier` coalesces hints: commits only add to a set; one task drains it with one
+//!   `pg_notify` per batch, in its own short transaction (a NOTIFY inside the writing
+//!   transaction would take PostgreSQL's instance-wide notify lock at every commit).
+//! - `listen` keeps a dedicated connection LISTENing, reconnecting with backoff; each time
+//!   it (re)connects it wakes every local session, since hints sent while it was away are
+//!   lost.
+//! - `sweep` is the safety net for any other lost hint: every few seconds one query compares
+//!   the connected users' `last_seq` with what their sessions delivered.
+//!
+//! So a lost notification, a dropped listener connection or a PostgreSQL restart costs
+//! latency, never an event.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, Notify};
+use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::hub::Hub;
+use crate::state::AppState;
+
+/// The channel every rtchat process listens on.
+pub const CHANNEL: &str = "rtchat_events";
+
+/// PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; batches are split below that.
+const MAX_PAYLOAD: usize = 7000;
+
+/// Backoff bounds for the listener's reconnects.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Notifications waiting between the listener connection and the task that handles them.
+const LISTEN_QUEUE: usize = 1024;
+
+/// One NOTIFY payload.
+#[derive(Serialize, Deserialize, Debug, Default, PartialEq)]
+struct Hint {
+    /// The sending process, which ignores its own hints (its hub delivered already).
+    o: u64,
+    /// `(user_id, seq)`: these users have events up to these seqs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    e: Vec<(i64, i64)>,
+    /// An ephemeral `typing` frame and the users it is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    t: Option<(String, Vec<i64>)>,
+}
+
+/// Collects hints after commits and sends them in batches.
+pub struct Notifier {
+    instance: u64,
+    pending: Mutex<Pending>,
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct Pending {
+    seqs: HashMap<i64, i64>,
+    typing: Vec<(String, Vec<i64>)>,
+}
+
+impl Notifier {
+    pub fn new(instance: u64) -> Notifier {
+        Notifier {
+            instance,
+            pending: Mutex::new(Pending::default()),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Notes that `user_id` has events up to `seq`. Never blocks, never fails.
+    pub fn events(&self, deliveries: impl IntoIterator<Item = (i64, i64)>) {
+        let mut pending = self.pending.lock().expect("notifier lock poisoned");
+        for (user, seq) in deliveries {
+            let entry = pending.seqs.entry(user).or_insert(seq);
+            *entry = (*entry).max(seq);
+        }
+        drop(pending);
+        self.wake.notify_one();
+    }
+
+    /// Queues an ephemeral frame for users on other processes.
+    pub fn typing(&self, frame: &str, users: Vec<i64>) {
+        let mut pending = self.pending.lock().expect("notifier lock poisoned");
+        // Typing is best-effort: under a flood, drop rather than grow.
+        if pending.typing.len() < 1024 {
+            pending.typing.push((frame.to_string(), users));
+        }
+        drop(pending);
+        self.wake.notify_one();
+    }
+
+    /// Turns what is pending into payloads under the size limit.
+    fn take_payloads(&self) -> Vec<String> {
+        let pending = std::mem::take(&mut *self.pending.lock().expect("notifier lock poisoned"));
+        let mut payloads = Vec::new();
+        let mut hint = Hint {
+            o: self.instance,
+            ..Hint::default()
+        };
+        let mut size = 0;
+        for (user, seq) in pending.seqs {
+            hint.e.push((user, seq));
+            size += 44; // the most one `[user,seq],` pair can take
+            if size > MAX_PAYLOAD - 100 {
+                payloads.push(serde_json::to_string(&hint).expect("hints serialise"));
+                hint.e.clear();
+                size = 0;
+            }
+        }
+        if !hint.e.is_empty() {
+            payloads.push(serde_json::to_string(&hint).expect("hints serialise"));
+        }
+        for (frame, users) in pending.typing {
+            let t = Hint {
+                o: self.instance,
+                e: Vec::new(),
+                t: Some((frame, users)),
+            };
+            let text = serde_json::to_string(&t).expect("hints serialise");
+            if text.len() < MAX_PAYLOAD {
+                payloads.push(text);
+            }
+        }
+        payloads
+    }
+}
+
+/// Sends pending hints until the process stops. A failed send is retried with the hints
+/// still pending, after a pause.
+pub async fn run_notifier(state: Arc<AppState>) {
+    loop {
+        state.notifier.wake.notified().await;
+        let payloads = state.notifier.take_payloads();
+        for payload in payloads {
+            let sent = async {
+                let client = state.db().await.map_err(|e| format!("{e:?}"))?;
+                let statement = client
+                    .prepare_cached("SELECT pg_notify($1, $2)")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                client
+                    .execute(&statement, &[&CHANNEL, &payload])
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            .await;
+            if let Err(e) = sent {
+                // Other processes' sweeps and reconnect wake-ups cover a lost hint.
+                tracing::warn!(error = %e, "NOTIFY failed; other processes will catch up by their sweep");
+                tokio::time::sleep(MIN_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// Keeps a LISTEN connection open and wakes local sessions for hints from other processes.
+pub async fn run_listener(state: Arc<AppState>, database_url: String) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        match listen_once(&state, &database_url).await {
+            Ok(()) => backoff = MIN_BACKOFF,
+            Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "LISTEN connection lost"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+async fn listen_once(state: &Arc<AppState>, database_url: &str) -> Result<(), String> {
+    let mut config = tokio_postgres::Config::from_str(database_url).map_err(|e| e.to_string())?;
+    config.application_name("rtchat-listener");
+    config.connect_timeout(Duration::from_secs(5));
+    let (client, mut connection) = config.connect(NoTls).await.map_err(|e| e.to_string())?;
+    let (tx, mut rx) = mpsc::channel::<String>(LISTEN_QUEUE);
+    let driver = tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(n)) => {
+                    if tx.send(n.payload().to_string()).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(())
+    });
+    client
+        .batch_execute(&format!("LISTEN {CHANNEL}"))
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("listening for other processes' events");
+    // Hints sent while we were not listening are gone: every local session re-reads.
+    state.hub.wake_all();
+    while let Some(payload) = rx.recv().await {
+        handle(&state.hub, state.notifier.instance, &payload);
+    }
+    match driver.await {
+        Ok(Err(e)) => Err(e),
+        _ => Err("the listener connection closed".into()),
+    }
+}
+
+fn handle(hub: &Hub, me: u64, payload: &str) {
+    let Ok(hint) = serde_json::from_str::<Hint>(payload) else {
+        tracing::warn!("ignoring a malformed hint");
+        return;
+    };
+    if hint.o == me {
+        return;
+    }
+    if !hint.e.is_empty() {
+        hub.wake_behind(&hint.e);
+    }
+    if let Some((frame, users)) = hint.t {
+        hub.send_ephemeral(&users, Utf8Bytes::from(frame));
+    }
+}
+
+/// Every `RTCHAT_SWEEP_SECS`, wakes local sessions that are behind the log.
+pub async fn run_sweep(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(state.config.sweep_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let users = state.hub.connected_users();
+        if users.is_empty() {
+            continue;
+        }
+        let result = async {
+            let client = state.db().await?;
+            let statement = client
+                .prepare_cached("SELECT id, last_seq FROM users WHERE id = ANY($1)")
+                .await?;
+            Ok::<_, crate::error::ApiError>(client.query(&statement, &[&users]).await?)
+        }
+        .await;
+        match result {
+            Ok(rows) => {
+                let lasts: Vec<(i64, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+                state.hub.wake_behind(&lasts);
+            }
+            Err(e) => tracing::debug!(error = ?e, "sweep skipped"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_coalesce_and_split_under_the_payload_limit() {
+        let n = Notifier::new(7);
+        n.events([(1, 5), (1, 9), (2, 3)]);
+        n.events([(1, 7)]);
+        let payloads = n.take_payloads();
+        assert_eq!(payloads.len(), 1);
+        let mut hint: Hint = serde_json::from_str(&payloads[0]).unwrap();
+        hint.e.sort();
+        assert_eq!(
+            hint,
+            Hint {
+                o: 7,
+                e: vec![(1, 9), (2, 3)],
+                t: None
+            }
+        );
+        assert!(n.take_payloads().is_empty());
+
+        n.events((0..5000).map(|u| (u, u64::MAX as i64)));
+        let payloads = n.take_payloads();
+        assert!(payloads.len() > 1);
+        assert!(payloads.iter().all(|p| p.len() < 8000));
+        let total: usize = payloads
+            .iter()
+            .map(|p| serde_json::from_str::<Hint>(p).unwrap().e.len())
+            .sum();
+        assert_eq!(total, 5000);
+    }
+}
