@@ -113,6 +113,8 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 -- Logout of all sessions of a user.
 CREATE INDEX IF NOT EXISTS sessions_user_idx ON sessions (user_id);
+-- Each process loads recently revoked sessions at start and at every sweep.
+CREATE INDEX IF NOT EXISTS sessions_revoked_idx ON sessions (revoked_at) WHERE revoked_at IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS refresh_tokens (
     token_hash bytea       NOT NULL,
@@ -121,6 +123,15 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
     used_at    timestamptz,
     CONSTRAINT refresh_tokens_pkey PRIMARY KEY (token_hash),
     CONSTRAINT refresh_tokens_session_fkey FOREIGN KEY (session_id) REFERENCES sessions (id) ON DELETE CASCADE
+);
+
+-- Login attempts per key (`email:...`, `addr:...`) in fixed 5-minute windows, shared by all
+-- processes so that a brute force through N processes is limited as one (src/limits.rs).
+CREATE TABLE IF NOT EXISTS login_attempts (
+    key          text        NOT NULL,
+    window_start timestamptz NOT NULL,
+    attempts     integer     NOT NULL,
+    CONSTRAINT login_attempts_pkey PRIMARY KEY (key)
 );
 
 -- Appends events to the log: inserts each event body once, then for each recipient, in

@@ -49,6 +49,16 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "RTCHAT_SWEEP_SECS", default: "5", help: "how often sockets are checked against the log, in case a cross-process hint was lost" },
     Setting { name: "RTCHAT_EVENT_RETENTION_DAYS", default: "30", help: "how long the event log keeps events for `since` replay" },
     Setting { name: "RTCHAT_SHUTDOWN_GRACE_SECS", default: "10", help: "how long shutdown waits for in-flight requests" },
+    Setting { name: "RTCHAT_MAX_SOCKETS", default: "100000", help: "WebSocket sessions per process; more are refused with 503" },
+    Setting { name: "RTCHAT_MAX_SOCKETS_PER_USER", default: "20", help: "WebSocket sessions per user per process; more are refused with 429" },
+    Setting { name: "RTCHAT_RATE_MESSAGES_PER_SEC", default: "10", help: "message sends and edits per user per second (sustained)" },
+    Setting { name: "RTCHAT_RATE_MESSAGES_BURST", default: "30", help: "message sends and edits per user in a burst" },
+    Setting { name: "RTCHAT_RATE_TYPING_PER_SEC", default: "2", help: "typing frames per user per second (bursts of 5)" },
+    Setting { name: "RTCHAT_RATE_LOGIN_PER_EMAIL", default: "10", help: "login attempts per email per 5 minutes, across all processes" },
+    Setting { name: "RTCHAT_RATE_LOGIN_PER_ADDR", default: "50", help: "login attempts per client address per 5 minutes, across all processes" },
+    Setting { name: "RTCHAT_RATE_REGISTER_PER_ADDR", default: "20", help: "registrations per client address per hour" },
+    Setting { name: "RTCHAT_CORS_ORIGINS", default: "*", help: "comma-separated origins allowed to call the API from a browser" },
+    Setting { name: "RTCHAT_TRUSTED_PROXIES", default: "(none)", help: "comma-separated proxy addresses or CIDRs whose X-Forwarded-For names the client" },
     Setting { name: "RTCHAT_LOG", default: "info", help: "log filter (tracing EnvFilter syntax)" },
 ];
 
@@ -81,6 +91,20 @@ pub struct Config {
     pub event_retention: Duration,
     /// Deadline for draining HTTP on shutdown.
     pub shutdown_grace: Duration,
+    /// WebSocket sessions per process, and per user per process.
+    pub max_sockets: usize,
+    pub max_sockets_per_user: usize,
+    /// Rate limits (see `limits`).
+    pub rate_messages_per_sec: f64,
+    pub rate_messages_burst: f64,
+    pub rate_typing_per_sec: f64,
+    pub rate_login_per_email: i32,
+    pub rate_login_per_addr: i32,
+    pub rate_register_per_addr: f64,
+    /// `None` allows every origin.
+    pub cors_origins: Option<Vec<String>>,
+    /// Proxies whose `X-Forwarded-For` is believed: `(network, prefix length)`.
+    pub trusted_proxies: Vec<(std::net::IpAddr, u8)>,
     /// tracing filter.
     pub log_filter: String,
 }
@@ -148,6 +172,45 @@ impl Config {
                 0,
                 3600,
             )?),
+            max_sockets: ranged(&get, "RTCHAT_MAX_SOCKETS", 100_000, 1, 10_000_000)? as usize,
+            max_sockets_per_user: ranged(&get, "RTCHAT_MAX_SOCKETS_PER_USER", 20, 1, 100_000)?
+                as usize,
+            rate_messages_per_sec: ranged(&get, "RTCHAT_RATE_MESSAGES_PER_SEC", 10, 1, 1_000_000)?
+                as f64,
+            rate_messages_burst: ranged(&get, "RTCHAT_RATE_MESSAGES_BURST", 30, 1, 1_000_000)?
+                as f64,
+            rate_typing_per_sec: ranged(&get, "RTCHAT_RATE_TYPING_PER_SEC", 2, 1, 1_000_000)?
+                as f64,
+            rate_login_per_email: ranged(&get, "RTCHAT_RATE_LOGIN_PER_EMAIL", 10, 1, 1_000_000)?
+                as i32,
+            rate_login_per_addr: ranged(&get, "RTCHAT_RATE_LOGIN_PER_ADDR", 50, 1, 1_000_000)?
+                as i32,
+            rate_register_per_addr: ranged(&get, "RTCHAT_RATE_REGISTER_PER_ADDR", 20, 1, 1_000_000)?
+                as f64,
+            cors_origins: match get("RTCHAT_CORS_ORIGINS") {
+                None => None,
+                Some(list) if list.trim() == "*" => None,
+                Some(list) => Some(
+                    list.split(',')
+                        .map(|o| o.trim().trim_end_matches('/').to_string())
+                        .filter(|o| !o.is_empty())
+                        .collect(),
+                ),
+            },
+            trusted_proxies: match get("RTCHAT_TRUSTED_PROXIES") {
+                None => Vec::new(),
+                Some(list) => list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(|p| {
+                        parse_cidr(p).ok_or_else(|| ConfigError {
+                            variable: "RTCHAT_TRUSTED_PROXIES",
+                            message: format!("{p:?} is not an IP address or CIDR"),
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+            },
             log_filter: get("RTCHAT_LOG").unwrap_or_else(|| "info".into()),
         })
     }
@@ -158,6 +221,14 @@ impl Config {
         config.database_url = Some(Secret::new(database_url));
         config.jwt_secret = Some(Secret::new("test-secret-test-secret-test-secret"));
         config.addr = "127.0.0.1:0".parse().expect("valid address");
+        // Every test registers and logs in from 127.0.0.1: limits that matter get their own
+        // tests with their own settings.
+        config.rate_messages_per_sec = 100_000.0;
+        config.rate_messages_burst = 100_000.0;
+        config.rate_typing_per_sec = 100_000.0;
+        config.rate_login_per_email = 100_000;
+        config.rate_login_per_addr = 100_000;
+        config.rate_register_per_addr = 100_000.0;
         config
     }
 
@@ -173,6 +244,43 @@ impl Config {
             ));
         }
         out
+    }
+}
+
+/// `10.0.0.0/8`, `::1`, `192.168.1.7` → (network, prefix length).
+fn parse_cidr(text: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (addr, len) = match text.split_once('/') {
+        Some((a, l)) => (a.parse::<std::net::IpAddr>().ok()?, l.parse::<u8>().ok()?),
+        None => {
+            let a = text.parse::<std::net::IpAddr>().ok()?;
+            (a, if a.is_ipv4() { 32 } else { 128 })
+        }
+    };
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    (len <= max).then_some((addr, len))
+}
+
+/// Whether `ip` lies in the network `(net, len)`.
+pub fn in_network(ip: std::net::IpAddr, (net, len): (std::net::IpAddr, u8)) -> bool {
+    use std::net::IpAddr;
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    };
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            u32::from(a) & mask == u32::from(b) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
+            u128::from(a) & mask == u128::from(b) & mask
+        }
+        _ => false,
     }
 }
 
@@ -217,6 +325,29 @@ mod tests {
         let err =
             Config::from_lookup(|k| (k == "RTCHAT_WS_QUEUE").then(|| "0".into())).unwrap_err();
         assert_eq!(err.variable, "RTCHAT_WS_QUEUE");
+    }
+
+    #[test]
+    fn trusted_proxies_parse_as_cidrs() {
+        let config = Config::from_lookup(|k| {
+            (k == "RTCHAT_TRUSTED_PROXIES").then(|| "10.0.0.0/8, ::1".into())
+        })
+        .unwrap();
+        assert!(in_network(
+            "10.1.2.3".parse().unwrap(),
+            config.trusted_proxies[0]
+        ));
+        assert!(!in_network(
+            "11.1.2.3".parse().unwrap(),
+            config.trusted_proxies[0]
+        ));
+        assert!(in_network(
+            "::1".parse().unwrap(),
+            config.trusted_proxies[1]
+        ));
+        let err = Config::from_lookup(|k| (k == "RTCHAT_TRUSTED_PROXIES").then(|| "nope".into()))
+            .unwrap_err();
+        assert_eq!(err.variable, "RTCHAT_TRUSTED_PROXIES");
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     /// 422: the request is well-formed but its values are not acceptable.
     Validation(Vec<FieldError>),
+    /// 429 on `/ws/notif`: the user has the most sockets allowed open already.
+    TooManySockets,
     /// 429, with how long to wait.
     RateLimited(Duration),
     /// 503: the database cannot be reached (pool timeout, connection refused).
@@ -83,7 +85,7 @@ impl ApiError {
             ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited(_) | ApiError::TooManySockets => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -105,6 +107,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Validation(_) => "validation_error",
             ApiError::RateLimited(_) => "rate_limited",
+            ApiError::TooManySockets => "too_many_sockets",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -131,6 +134,9 @@ impl ApiError {
                 _ => "the request has invalid fields".into(),
             },
             ApiError::RateLimited(_) => "too many requests: slow down".into(),
+            ApiError::TooManySockets => {
+                "too many open sockets for this user: close one first".into()
+            }
             ApiError::Unavailable(_) => "the database is unavailable, try again".into(),
             ApiError::Internal(_) => "internal error".into(),
         }

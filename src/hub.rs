@@ -32,6 +32,10 @@ struct Subscriber {
     tx: mpsc::Sender<Push>,
     /// The last seq the session sent (kept up to date by the session).
     delivered: Arc<AtomicI64>,
+    /// The login session of the socket's token.
+    session_id: i64,
+    /// Cancelled when that login session is revoked: the socket closes with 4001.
+    revoked: CancellationToken,
     /// Cancelled when the queue overflowed: the session closes with 1013.
     overflow: CancellationToken,
 }
@@ -54,6 +58,8 @@ pub struct Subscription {
     pub overflow: CancellationToken,
     /// The session stores the last seq it sent here, for `wake_behind`.
     pub delivered: Arc<AtomicI64>,
+    /// Cancelled when the socket's login session is revoked.
+    pub revoked: CancellationToken,
 }
 
 impl Drop for Subscription {
@@ -69,24 +75,34 @@ impl Drop for Subscription {
 }
 
 impl Hub {
-    /// Registers a socket of `user_id` with a queue of `capacity` pushes.
-    pub fn subscribe(self: &Arc<Self>, user_id: i64, capacity: usize) -> Subscription {
+    /// Registers a socket of `user_id` (token of login session `session_id`) with a queue of
+    /// `capacity` pushes.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        user_id: i64,
+        session_id: i64,
+        capacity: usize,
+    ) -> Subscription {
         let (tx, rx) = mpsc::channel(capacity);
         let overflow = CancellationToken::new();
+        let revoked = CancellationToken::new();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         // "Not behind" until the session has read where it starts.
         let delivered = Arc::new(AtomicI64::new(i64::MAX));
+        let subscriber = Subscriber {
+            id,
+            tx,
+            overflow: overflow.clone(),
+            delivered: delivered.clone(),
+            session_id,
+            revoked: revoked.clone(),
+        };
         self.sessions
             .lock()
             .expect("hub lock poisoned")
             .entry(user_id)
             .or_default()
-            .push(Subscriber {
-                id,
-                tx,
-                overflow: overflow.clone(),
-                delivered: delivered.clone(),
-            });
+            .push(subscriber);
         Subscription {
             hub: self.clone(),
             id,
@@ -94,6 +110,7 @@ impl Hub {
             rx,
             overflow,
             delivered,
+            revoked,
         }
     }
 
@@ -144,6 +161,25 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// Closes the sockets of these login sessions (4001).
+    pub fn close_sessions(&self, session_ids: &[i64]) {
+        let sessions = self.sessions.lock().expect("hub lock poisoned");
+        for s in sessions.values().flatten() {
+            if session_ids.contains(&s.session_id) {
+                s.revoked.cancel();
+            }
+        }
+    }
+
+    /// Open sockets of `user_id` in this process.
+    pub fn user_socket_count(&self, user_id: i64) -> usize {
+        self.sessions
+            .lock()
+            .expect("hub lock poisoned")
+            .get(&user_id)
+            .map_or(0, Vec::len)
     }
 
     /// The users with a socket in this process.

@@ -94,6 +94,11 @@ impl Metrics {
     /// Records one finished request. `route` is the route's template, never the raw path,
     /// so the label set stays bounded.
     pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        // Methods are client input: unknown ones share a label, so the set stays bounded.
+        let method = match method {
+            "GET" | "POST" | "PATCH" | "DELETE" | "PUT" | "OPTIONS" | "HEAD" => method,
+            _ => "other",
+        };
         self.requests
             .with_label_values(&[route, method, &status.to_string()])
             .inc();

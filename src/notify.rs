@@ -49,6 +49,9 @@ struct Hint {
     /// `(user_id, seq)`: these users have events up to these seqs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     e: Vec<(i64, i64)>,
+    /// Revoked login sessions: their tokens stop working, their sockets close.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    r: Vec<i64>,
     /// An ephemeral `typing` frame and the users it is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     t: Option<(String, Vec<i64>)>,
@@ -64,6 +67,7 @@ pub struct Notifier {
 #[derive(Default)]
 struct Pending {
     seqs: HashMap<i64, i64>,
+    revoked: Vec<i64>,
     typing: Vec<(String, Vec<i64>)>,
 }
 
@@ -83,6 +87,14 @@ impl Notifier {
             let entry = pending.seqs.entry(user).or_insert(seq);
             *entry = (*entry).max(seq);
         }
+        drop(pending);
+        self.wake.notify_one();
+    }
+
+    /// Tells the other processes that these login sessions were revoked.
+    pub fn revoked(&self, session_ids: &[i64]) {
+        let mut pending = self.pending.lock().expect("notifier lock poisoned");
+        pending.revoked.extend_from_slice(session_ids);
         drop(pending);
         self.wake.notify_one();
     }
@@ -119,11 +131,19 @@ impl Notifier {
         if !hint.e.is_empty() {
             payloads.push(serde_json::to_string(&hint).expect("hints serialise"));
         }
+        for ids in pending.revoked.chunks(500) {
+            let r = Hint {
+                o: self.instance,
+                r: ids.to_vec(),
+                ..Hint::default()
+            };
+            payloads.push(serde_json::to_string(&r).expect("hints serialise"));
+        }
         for (frame, users) in pending.typing {
             let t = Hint {
                 o: self.instance,
-                e: Vec::new(),
                 t: Some((frame, users)),
+                ..Hint::default()
             };
             let text = serde_json::to_string(&t).expect("hints serialise");
             if text.len() < MAX_PAYLOAD {
@@ -204,7 +224,7 @@ async fn listen_once(state: &Arc<AppState>, database_url: &str) -> Result<(), St
     // Hints sent while we were not listening are gone: every local session re-reads.
     state.hub.wake_all();
     while let Some(payload) = rx.recv().await {
-        handle(&state.hub, state.notifier.instance, &payload);
+        handle(state, &payload);
     }
     match driver.await {
         Ok(Err(e)) => Err(e),
@@ -212,13 +232,18 @@ async fn listen_once(state: &Arc<AppState>, database_url: &str) -> Result<(), St
     }
 }
 
-fn handle(hub: &Hub, me: u64, payload: &str) {
+fn handle(state: &AppState, payload: &str) {
+    let hub: &Hub = &state.hub;
     let Ok(hint) = serde_json::from_str::<Hint>(payload) else {
         tracing::warn!("ignoring a malformed hint");
         return;
     };
-    if hint.o == me {
+    if hint.o == state.notifier.instance {
         return;
+    }
+    if !hint.r.is_empty() {
+        state.revoked.insert(&hint.r);
+        hub.close_sessions(&hint.r);
     }
     if !hint.e.is_empty() {
         hub.wake_behind(&hint.e);
@@ -234,6 +259,12 @@ pub async fn run_sweep(state: Arc<AppState>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        // Revocations whose hint was lost.
+        if let Ok(client) = state.db().await {
+            if let Ok(new) = state.revoked.load(&client).await {
+                state.hub.close_sessions(&new);
+            }
+        }
         let users = state.hub.connected_users();
         if users.is_empty() {
             continue;
@@ -274,7 +305,7 @@ mod tests {
             Hint {
                 o: 7,
                 e: vec![(1, 9), (2, 3)],
-                t: None
+                ..Hint::default()
             }
         );
         assert!(n.take_payloads().is_empty());

@@ -1,6 +1,7 @@
 //! The route table: every path rtchat serves, the methods each allows, and the handler each
 //! (route, method) pair runs. A path miss is 404; a method miss is 405 with `Allow`.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -107,8 +108,13 @@ fn table() -> &'static matchit::Router<Route> {
 }
 
 /// Answers one request: route, run, log, count. Never fails; errors become responses.
-pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
     let started = Instant::now();
+    let request_headers = req.headers().clone();
     let method = req.method().clone();
     // The path only: query strings carry tokens and are never logged.
     let path = req.uri().path().to_string();
@@ -121,13 +127,20 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Bo
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
-            let response = match dispatch(state.clone(), route, req, params).await {
-                Ok(response) => response,
-                Err(e) => e.into_response(),
+            let response = if req.method() == Method::OPTIONS {
+                http::cors::preflight(&state.config, req.headers(), route.methods())
+            } else {
+                let client_addr = http::cors::client_addr(&state.config, peer, req.headers());
+                match dispatch(state.clone(), route, req, params, client_addr).await {
+                    Ok(response) => response,
+                    Err(e) => e.into_response(),
+                }
             };
             (route.template(), response)
         }
     };
+    let mut response = response;
+    http::cors::decorate(&state.config, &request_headers, &mut response);
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     state
@@ -148,6 +161,7 @@ async fn dispatch(
     route: Route,
     req: Request<Incoming>,
     params: Vec<(String, String)>,
+    client_addr: IpAddr,
 ) -> ApiResult<Response<Body>> {
     let method = req.method().clone();
     if !route.methods().contains(&method) {
@@ -165,6 +179,7 @@ async fn dispatch(
         body,
         params,
         query,
+        client_addr,
     };
 
     use http::*;

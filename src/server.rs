@@ -18,8 +18,10 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{self, Auth};
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::limits::{self, Limits};
 use crate::metrics::Metrics;
 use crate::notify::{self, Notifier};
+use crate::revocation::Revoked;
 use crate::state::AppState;
 use crate::{db, events, router};
 
@@ -85,7 +87,7 @@ pub async fn run(
         let state = state.clone();
         let service = service_fn(move |req| {
             let state = state.clone();
-            async move { Ok::<_, Infallible>(router::handle(state, req).await) }
+            async move { Ok::<_, Infallible>(router::handle(state, req, peer).await) }
         });
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let conn = graceful.watch(conn.into_owned());
@@ -133,11 +135,23 @@ async fn build_state(config: Config) -> Result<Arc<AppState>, String> {
             auth::random_secret()
         }
     };
+    let revoked = Revoked::new(config.token_ttl);
+    let client = pool
+        .get()
+        .await
+        .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
+    revoked
+        .load(&client)
+        .await
+        .map_err(|e| format!("loading revoked sessions: {e:?}"))?;
+    drop(client);
     Ok(Arc::new(AppState {
         auth: Auth::new(secret.as_bytes(), config.token_ttl),
         pool,
         hub: Arc::new(Hub::default()),
         notifier: Notifier::new(rand::random()),
+        limits: Limits::new(&config),
+        revoked,
         metrics: Metrics::new(),
         shutdown: CancellationToken::new(),
         sessions: TaskTracker::new(),
@@ -152,6 +166,7 @@ async fn prune_events(state: Arc<AppState>) {
         tick.tick().await;
         let result = async {
             let client = state.db().await?;
+            limits::prune_login_attempts(&client).await?;
             events::prune(&client, state.config.event_retention).await
         }
         .await;

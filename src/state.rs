@@ -11,8 +11,10 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::events::Outbox;
 use crate::hub::Hub;
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
+use crate::revocation::Revoked;
 
 pub struct AppState {
     pub config: Config,
@@ -21,6 +23,10 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     /// Hints for the other processes sharing the database.
     pub notifier: Notifier,
+    /// Rate limiters.
+    pub limits: Limits,
+    /// Revoked login sessions whose tokens may still be presented.
+    pub revoked: Revoked,
     pub metrics: Metrics,
     /// Cancelled when the server shuts down: sessions close with 1001.
     pub shutdown: CancellationToken,
@@ -33,6 +39,18 @@ impl AppState {
     /// A pooled connection, or 503.
     pub async fn db(&self) -> Result<deadpool_postgres::Object, ApiError> {
         Ok(self.pool.get().await?)
+    }
+
+    /// Ends login sessions everywhere: their tokens stop working in this process at once and
+    /// in the others as soon as the hint arrives (or the next sweep), and their sockets close
+    /// with 4001.
+    pub fn revoke_sessions(&self, ids: &[i64]) {
+        if ids.is_empty() {
+            return;
+        }
+        self.revoked.insert(ids);
+        self.hub.close_sessions(ids);
+        self.notifier.revoked(ids);
     }
 
     /// Writes the transaction's events to the log, commits, then hands the events to the

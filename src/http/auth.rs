@@ -28,17 +28,23 @@ struct RegisterBody {
 }
 
 /// A trimmed email, or the reason it is not one.
+///
+/// Length and control characters are judged on the value as sent, before trimming, so that
+/// `openapi.yaml` can state the rule exactly (`maxLength` and `pattern` see the raw string).
 pub fn normalize_email(raw: &str) -> Result<String, &'static str> {
+    if raw.chars().any(char::is_control) {
+        return Err("must not contain control characters");
+    }
+    if raw.chars().count() > MAX_EMAIL_CHARS {
+        return Err("must be at most 254 characters");
+    }
     let email = raw.trim();
     let (local, domain) = email.split_once('@').ok_or("must be an email address")?;
     if local.is_empty() || domain.is_empty() || domain.contains('@') {
         return Err("must be an email address");
     }
-    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if email.chars().any(char::is_whitespace) {
         return Err("must not contain spaces");
-    }
-    if email.chars().count() > MAX_EMAIL_CHARS {
-        return Err("must be at most 254 characters");
     }
     Ok(email.to_string())
 }
@@ -51,12 +57,15 @@ pub async fn register(ctx: Ctx) -> ApiResult<Response<Body>> {
         errors.push(FieldError::new("email", why));
         String::new()
     });
+    // Judged as sent (see `normalize_email`), stored trimmed.
     let name = body.name.trim().to_string();
-    let name_chars = name.chars().count();
-    if name_chars == 0 || name_chars > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+    if name.is_empty()
+        || body.name.chars().count() > MAX_NAME_CHARS
+        || body.name.chars().any(char::is_control)
+    {
         errors.push(FieldError::new(
             "name",
-            "must be 1..64 characters, no control characters",
+            "must be 1..64 characters, not blank, no control characters",
         ));
     }
     let password_chars = body.password.chars().count();
@@ -67,6 +76,7 @@ pub async fn register(ctx: Ctx) -> ApiResult<Response<Body>> {
         return Err(ApiError::Validation(errors));
     }
 
+    ctx.state.limits.register.check(&ctx.client_addr)?;
     let hash = ctx.state.auth.hash_password(body.password).await?;
     let client = ctx.state.db().await?;
     let statement = client
@@ -101,6 +111,10 @@ pub async fn login(ctx: Ctx) -> ApiResult<Response<Body>> {
     let (email, password) = if ctx.content_type_is(&["application/x-www-form-urlencoded"]) {
         let form: Vec<(String, String)> = form_urlencoded::parse(&ctx.body).into_owned().collect();
         let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        // RFC 6749 4.3: the password grant is the only one there is.
+        if field("grant_type").is_some_and(|grant| grant != "password") {
+            return Err(ApiError::field("grant_type", "must be `password`"));
+        }
         match (field("username"), field("password")) {
             (Some(u), Some(p)) => (u, p),
             (None, _) => return Err(ApiError::field("username", "is required")),
@@ -116,6 +130,10 @@ pub async fn login(ctx: Ctx) -> ApiResult<Response<Body>> {
     let email = normalize_email(&email).map_err(|_| ApiError::InvalidCredentials)?;
 
     let client = ctx.state.db().await?;
+    ctx.state
+        .limits
+        .login_attempt(&client, &email, ctx.client_addr)
+        .await?;
     let statement = client
         .prepare_cached("SELECT id, password_hash FROM users WHERE lower(email) = lower($1)")
         .await?;
@@ -212,13 +230,20 @@ pub async fn refresh(ctx: Ctx) -> ApiResult<Response<Body>> {
         let statement = tx
             .prepare_cached(
                 "UPDATE sessions SET revoked_at = coalesce(revoked_at, now())
-                 WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1)",
+                 WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1)
+                 RETURNING id",
             )
             .await?;
-        let reused = tx.execute(&statement, &[&hash]).await? > 0;
+        let revoked: Vec<i64> = tx
+            .query(&statement, &[&hash])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
         tx.commit().await?;
-        if reused {
+        if !revoked.is_empty() {
             tracing::warn!("a used refresh token was presented again: session revoked");
+            ctx.state.revoke_sessions(&revoked);
         }
         return Err(ApiError::Unauthorized("the refresh token is invalid"));
     };
@@ -251,15 +276,22 @@ pub async fn logout(ctx: Ctx) -> ApiResult<Response<Body>> {
     let statement = client
         .prepare_cached(
             "UPDATE sessions SET revoked_at = now()
-             WHERE user_id = $1 AND revoked_at IS NULL AND ($2 OR id = $3)",
+             WHERE user_id = $1 AND revoked_at IS NULL AND ($2 OR id = $3)
+             RETURNING id",
         )
         .await?;
-    client
-        .execute(
+    let mut ended: Vec<i64> = client
+        .query(
             &statement,
             &[&caller.user_id, &body.all, &caller.session_id],
         )
-        .await?;
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // This session's tokens die even if it was revoked before (by a reuse detection).
+    ended.push(caller.session_id);
+    ctx.state.revoke_sessions(&ended);
     no_content()
 }
 

@@ -24,6 +24,10 @@ fn check_text(text: &str) -> ApiResult<()> {
     if text.chars().count() > MAX_TEXT_CHARS {
         return Err(ApiError::field("text", "must be at most 4096 characters"));
     }
+    // PostgreSQL's text cannot hold U+0000: without this check it would be a 500.
+    if text.contains('\0') {
+        return Err(ApiError::field("text", "must not contain NUL characters"));
+    }
     Ok(())
 }
 
@@ -41,6 +45,7 @@ pub async fn send_message(ctx: Ctx) -> ApiResult<Response<Body>> {
     let caller = ctx.caller()?;
     let chat_id = ctx.path_id("chat_id")?;
     let body: SendBody = ctx.json()?;
+    ctx.state.limits.messages.check(&caller.user_id)?;
     check_text(&body.text)?;
     if let Some(id) = &body.client_id {
         let n = id.chars().count();
@@ -173,6 +178,7 @@ pub async fn edit_message(ctx: Ctx) -> ApiResult<Response<Body>> {
     let chat_id = ctx.path_id("chat_id")?;
     let message_id = ctx.path_id("message_id")?;
     let body: EditBody = ctx.json()?;
+    ctx.state.limits.messages.check(&caller.user_id)?;
     check_text(&body.text)?;
     let mut client = ctx.state.db().await?;
     let tx = client.transaction().await?;

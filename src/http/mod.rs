@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod chats;
+pub mod cors;
 pub mod docs;
 pub mod events;
 pub mod health;
@@ -36,6 +37,8 @@ pub struct Ctx {
     pub body: Bytes,
     pub params: Vec<(String, String)>,
     pub query: Vec<(String, String)>,
+    /// The client's address (behind trusted proxies, the forwarded one).
+    pub client_addr: std::net::IpAddr,
 }
 
 /// Reads a request body, refusing anything over `MAX_BODY_BYTES` without buffering it.
@@ -79,7 +82,11 @@ impl Ctx {
     pub fn caller(&self) -> ApiResult<Caller> {
         let token = request_token(&self.parts.headers, &self.query)
             .ok_or(ApiError::Unauthorized("a bearer token is required"))?;
-        self.state.auth.verify(token)
+        let caller = self.state.auth.verify(token)?;
+        if self.state.revoked.contains(caller.session_id) {
+            return Err(ApiError::Unauthorized("the session has ended"));
+        }
+        Ok(caller)
     }
 
     /// The body as JSON of type `T`: 415 for another content type, 400 for malformed JSON,

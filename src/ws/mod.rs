@@ -55,6 +55,9 @@ pub async fn upgrade(
     let token = request_token(req.headers(), &query)
         .ok_or(ApiError::Unauthorized("a token is required"))?;
     let caller = state.auth.verify(token)?;
+    if state.revoked.contains(caller.session_id) {
+        return Err(ApiError::Unauthorized("the session has ended"));
+    }
     let since = match query.iter().rev().find(|(k, _)| k == "since") {
         None => None,
         Some((_, raw)) => Some(
@@ -82,6 +85,14 @@ pub async fn upgrade(
     let accept = derive_accept_key(key.as_bytes());
     if state.shutdown.is_cancelled() {
         return Err(ApiError::Unavailable("shutting down".into()));
+    }
+    if state.hub.socket_count() >= state.config.max_sockets {
+        return Err(ApiError::Unavailable(
+            "the server holds its maximum of sockets".into(),
+        ));
+    }
+    if state.hub.user_socket_count(caller.user_id) >= state.config.max_sockets_per_user {
+        return Err(ApiError::TooManySockets);
     }
 
     let on_upgrade = hyper::upgrade::on(&mut req);

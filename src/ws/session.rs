@@ -73,7 +73,10 @@ struct Session {
 /// Runs one socket until it ends.
 pub async fn run(state: Arc<AppState>, caller: Caller, since: Option<i64>, ws: Socket) {
     // Subscribe before reading the log, so nothing committed after the read is missed.
-    let subscription = state.hub.subscribe(caller.user_id, state.config.ws_queue);
+    let subscription =
+        state
+            .hub
+            .subscribe(caller.user_id, caller.session_id, state.config.ws_queue);
     let mut session = Session {
         state,
         user_id: caller.user_id,
@@ -143,6 +146,7 @@ impl Session {
                 _ = shutdown.cancelled() => return End::Close(protocol::CLOSE_SHUTDOWN, "server shutting down"),
                 _ = sub.overflow.cancelled() => return End::Close(protocol::CLOSE_SLOW, "too slow: reconnect with since"),
                 _ = tokio::time::sleep_until(expiry) => return End::Close(protocol::CLOSE_TOKEN_EXPIRED, "token expired"),
+                _ = sub.revoked.cancelled() => return End::Close(protocol::CLOSE_TOKEN_EXPIRED, "session ended"),
                 push = sub.rx.recv() => match push {
                     Some(push) => self.handle_pushes(push, &mut sub).await,
                     None => return End::Drop,
@@ -269,6 +273,10 @@ impl Session {
 
     /// Forwards `typing` to the chat's other members, at most once per `TYPING_INTERVAL`.
     async fn typing(&mut self, chat_id: i64) -> Result<(), End> {
+        if self.state.limits.typing.check(&self.user_id).is_err() {
+            let frame = protocol::error("rate_limited", "too many typing frames: slow down");
+            return self.send(Message::Text(frame)).await;
+        }
         let now = Instant::now();
         if self
             .typing_sent

@@ -8,6 +8,7 @@ mod docs;
 mod errors;
 mod messages;
 mod scaleout;
+mod security;
 mod support;
 mod ws;
 mod wsclient;
