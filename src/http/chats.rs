@@ -184,10 +184,10 @@ pub async fn check_users_exist(
     }
 }
 
-/// A title, trimmed; empty means none. 422 when too long.
+/// A title, trimmed; blank means none. 422 when too long or with control characters, judged
+/// on the title as sent so that `openapi.yaml` states the rule exactly.
 fn clean_title(title: Option<String>) -> ApiResult<Option<String>> {
     let Some(title) = title else { return Ok(None) };
-    let title = title.trim().to_string();
     if title.chars().count() > MAX_TITLE_CHARS {
         return Err(ApiError::field("title", "must be at most 128 characters"));
     }
@@ -197,7 +197,8 @@ fn clean_title(title: Option<String>) -> ApiResult<Option<String>> {
             "must not contain control characters",
         ));
     }
-    Ok((!title.is_empty()).then_some(title))
+    let title = title.trim();
+    Ok((!title.is_empty()).then(|| title.to_string()))
 }
 
 #[derive(Deserialize)]
@@ -207,6 +208,7 @@ struct CreateChatBody {
     kind: ChatKind,
     #[serde(default)]
     title: Option<String>,
+    #[serde(deserialize_with = "crate::http::json_integers")]
     participant_ids: Vec<i64>,
 }
 

@@ -13,6 +13,7 @@ use crate::http::{no_content, ok, Ctx};
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AddMembersBody {
+    #[serde(deserialize_with = "crate::http::json_integers")]
     user_ids: Vec<i64>,
 }
 

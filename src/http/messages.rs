@@ -254,6 +254,7 @@ pub async fn delete_message(ctx: Ctx) -> ApiResult<Response<Body>> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReadBody {
+    #[serde(deserialize_with = "crate::http::json_integer")]
     message_id: i64,
 }
 

@@ -255,3 +255,52 @@ where
 {
     serde::Deserialize::deserialize(de).map(Some)
 }
+
+/// An integer field that also takes JSON numbers like `42.0`: JSON (and JSON Schema, which
+/// `openapi.yaml` uses) has one number type, where `42.0` is the integer 42. A fraction, or a
+/// value outside 64 bits, is still a 422.
+pub fn json_integer<'de, D>(de: D) -> Result<i64, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    de.deserialize_any(IntegerVisitor)
+}
+
+/// `json_integer` for every element of an array.
+pub fn json_integers<'de, D>(de: D) -> Result<Vec<i64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(serde::Deserialize)]
+    struct Integer(#[serde(deserialize_with = "json_integer")] i64);
+    let integers: Vec<Integer> = serde::Deserialize::deserialize(de)?;
+    Ok(integers.into_iter().map(|Integer(i)| i).collect())
+}
+
+struct IntegerVisitor;
+
+impl serde::de::Visitor<'_> for IntegerVisitor {
+    type Value = i64;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a 64-bit integer")
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+        Ok(v)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+        i64::try_from(v).map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i64, E> {
+        // -2^63 is exact in f64; 2^63 (the first value past i64::MAX) is too.
+        const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+        if v.fract() == 0.0 && (-LIMIT..LIMIT).contains(&v) {
+            Ok(v as i64)
+        } else {
+            Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
+        }
+    }
+}

@@ -30,10 +30,15 @@ pub async fn find_user(ctx: &Ctx, id: i64) -> ApiResult<Option<User>> {
 pub async fn list_users(ctx: Ctx) -> ApiResult<Response<Body>> {
     ctx.caller()?;
     let limit = ctx.query_int("limit", 1, MAX_PAGE)?.unwrap_or(DEFAULT_PAGE);
-    let q = ctx.query_str("q").unwrap_or("").trim().to_lowercase();
-    if q.chars().count() > MAX_QUERY_CHARS {
+    let raw = ctx.query_str("q").unwrap_or("");
+    if raw.chars().count() > MAX_QUERY_CHARS {
         return Err(ApiError::field("q", "must be at most 254 characters"));
     }
+    // Nothing stored contains them, and PostgreSQL rejects U+0000 (which would be a 500).
+    if raw.chars().any(char::is_control) {
+        return Err(ApiError::field("q", "must not contain control characters"));
+    }
+    let q = raw.trim().to_lowercase();
     // LIKE wildcards in the prefix are matched literally.
     let pattern = format!(
         "{}%",

@@ -3,6 +3,7 @@
 
 mod auth;
 mod chats;
+mod conformance;
 mod delivery;
 mod docs;
 mod errors;
