@@ -193,15 +193,23 @@ impl ApiError {
 
 impl From<tokio_postgres::Error> for ApiError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if e.is_closed() || e.as_db_error().is_none() && e.to_string().contains("connect") {
-            ApiError::Unavailable(e.to_string())
+        let Some(db) = e.as_db_error() else {
+            // No SQLSTATE: the connection broke (closed, reset, timed out).
+            return ApiError::Unavailable(e.to_string());
+        };
+        let code = db.code().code();
+        // Class 08 (connection exception), 57 (operator intervention: shutdown, restart),
+        // 53 (insufficient resources): PostgreSQL is going or gone, the request may be
+        // retried. 40001/40P01 (serialization failure, deadlock) are retryable too.
+        if code.starts_with("08")
+            || code.starts_with("57")
+            || code.starts_with("53")
+            || code == "40001"
+            || code == "40P01"
+        {
+            ApiError::Unavailable(format!("database: {} ({code})", db.message()))
         } else {
-            match e.as_db_error() {
-                Some(db) => {
-                    ApiError::Internal(format!("database: {} ({})", db.message(), db.code().code()))
-                }
-                None => ApiError::Internal(format!("database: {e}")),
-            }
+            ApiError::Internal(format!("database: {} ({code})", db.message()))
         }
     }
 }
