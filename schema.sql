@@ -170,11 +170,14 @@ BEGIN
         END IF;
     END LOOP;
 
+    -- created_at is taken now, under the counter locks, so for each user it grows with seq
+    -- and retention, pruning by age, only ever removes a prefix of a user's log.
     RETURN QUERY
-    INSERT INTO user_events (user_id, seq, event_id)
+    INSERT INTO user_events (user_id, seq, event_id, created_at)
     SELECT d.u,
            b.first + row_number() OVER (PARTITION BY d.u ORDER BY d.ord),
-           v_event_ids[d.e]
+           v_event_ids[d.e],
+           clock_timestamp()
     FROM unnest(p_users, p_event_index) WITH ORDINALITY AS d(u, e, ord)
     JOIN unnest(v_users, v_firsts) AS b(u, first) ON b.u = d.u
     RETURNING user_events.user_id, user_events.seq,

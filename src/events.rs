@@ -214,21 +214,35 @@ pub async fn read_since(
     Ok((events, has_more))
 }
 
+/// Rows deleted per statement by `prune`.
+const PRUNE_BATCH: u64 = 10_000;
+
 /// Deletes events older than `retention`; returns how many per-user rows went.
 pub async fn prune(
     client: &impl GenericClient,
     retention: std::time::Duration,
 ) -> Result<u64, ApiError> {
     let seconds = retention.as_secs_f64();
-    let statement = client
-        .prepare_cached(
-            "DELETE FROM user_events WHERE created_at < now() - make_interval(secs => $1)",
-        )
-        .await?;
-    let pruned = client.execute(&statement, &[&seconds]).await?;
-    let statement = client
-        .prepare_cached("DELETE FROM events WHERE created_at < now() - make_interval(secs => $1)")
-        .await?;
-    client.execute(&statement, &[&seconds]).await?;
+    let mut pruned = 0;
+    // In batches, so retention never holds long locks or builds one huge transaction.
+    for table in ["user_events", "events"] {
+        let statement = client
+            .prepare_cached(&format!(
+                "DELETE FROM {table} WHERE ctid = ANY(ARRAY(
+                     SELECT ctid FROM {table}
+                     WHERE created_at < now() - make_interval(secs => $1)
+                     LIMIT {PRUNE_BATCH}))"
+            ))
+            .await?;
+        loop {
+            let n = client.execute(&statement, &[&seconds]).await?;
+            if table == "user_events" {
+                pruned += n;
+            }
+            if n < PRUNE_BATCH {
+                break;
+            }
+        }
+    }
     Ok(pruned)
 }

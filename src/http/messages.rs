@@ -267,7 +267,12 @@ pub async fn mark_read(ctx: Ctx) -> ApiResult<Response<Body>> {
     let mut client = ctx.state.db().await?;
     let tx = client.transaction().await?;
     let locked = lock_chat(&tx, chat_id, caller.user_id).await?;
-    if body.message_id <= 0 || message_sender(&tx, chat_id, body.message_id).await.is_err() {
+    let in_chat = match message_sender(&tx, chat_id, body.message_id).await {
+        Ok(_) => true,
+        Err(ApiError::NotFound(_)) => false,
+        Err(e) => return Err(e),
+    };
+    if body.message_id <= 0 || !in_chat {
         return Err(ApiError::field(
             "message_id",
             "is not a message of this chat",
