@@ -425,14 +425,20 @@ async fn retention_prunes_a_prefix_and_old_cursors_must_resync() {
     let pool = rtchat::db::pool(&app.database_url, 1).unwrap();
     let client = pool.get().await.unwrap();
     // Everything is older than a zero retention window.
-    let pruned = rtchat::events::prune(&client, Duration::ZERO).await.unwrap();
+    let pruned = rtchat::events::prune(&client, Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(pruned, 4, "two events for each of two users");
     app.send(&a, chat, "new").await;
     // since=2 is the pruned edge: its successor (3) is kept, so it still works.
     let r = app.get("/events?since=2", &b.token).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["events"][0]["payload"]["text"], "new");
-    assert_error(&app.get("/events?since=1", &b.token).await, 410, "resync_required");
+    assert_error(
+        &app.get("/events?since=1", &b.token).await,
+        410,
+        "resync_required",
+    );
     let mut s = WsClient::connect(&app, &b.token, Some(1)).await;
     assert_eq!(s.next().await["type"], "resync_required");
 }
