@@ -14,10 +14,12 @@ WORKDIR /build
 # Dependencies first, against a dummy crate, so this layer stays cached until
 # Cargo.toml or Cargo.lock change. (A build.rs, if one is ever added, must be copied here.)
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src \
+# Every target named in Cargo.toml needs a file, the load generator's included.
+RUN mkdir -p src/bin \
     && echo 'fn main() {}' > src/main.rs \
+    && echo 'fn main() {}' > src/bin/rtchat-bench.rs \
     && touch src/lib.rs \
-    && cargo build --release --locked \
+    && cargo build --release --locked --bin rtchat \
     && rm -rf src
 
 # The application itself. The dummy's artifacts are removed by name so cargo rebuilds
@@ -28,7 +30,7 @@ COPY static ./static
 RUN rm -rf target/release/.fingerprint/rtchat-* \
            target/release/deps/rtchat-* \
            target/release/deps/librtchat-* \
-    && cargo build --release --locked \
+    && cargo build --release --locked --bin rtchat \
     && cp target/release/rtchat /build/rtchat
 
 ############################################################################## runtime
