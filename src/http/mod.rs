@@ -174,6 +174,12 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     // wrong shape (serde would report the shape first).
     serde_json::from_slice::<serde::de::IgnoredAny>(body)
         .map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    // Every body of the contract is an object, but serde also reads a struct from an array
+    // of its fields in order (`["hi"]` would send a message). The syntax is valid, so the
+    // first byte that is not whitespace tells the top-level type.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::field("body", "must be a JSON object"));
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
