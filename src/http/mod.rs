@@ -192,10 +192,21 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
 
 fn json_error(path: String, e: serde_json::Error) -> ApiError {
     use serde_json::error::Category;
+    let message = e.to_string();
+    // The syntax was checked first, so "expected value" here is serde_json reading an enum
+    // (`type`) from something that is neither a string nor an object, such as `null`: a
+    // wrong type, not malformed JSON.
+    let wrong_enum = e.classify() == Category::Syntax && message.starts_with("expected value");
     match e.classify() {
-        Category::Syntax | Category::Eof | Category::Io => ApiError::InvalidJson(e.to_string()),
-        Category::Data => {
-            let message = e.to_string();
+        Category::Syntax | Category::Eof | Category::Io if !wrong_enum => {
+            ApiError::InvalidJson(message)
+        }
+        _ => {
+            let message = if wrong_enum {
+                "invalid type: expected a string".to_string()
+            } else {
+                message
+            };
             // serde reports a missing or unknown field at the parent's path; name the field.
             let named = message.split('`').nth(1).filter(|_| {
                 message.starts_with("missing field") || message.starts_with("unknown field")
