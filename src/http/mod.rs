@@ -207,9 +207,12 @@ fn json_error(path: String, e: serde_json::Error) -> ApiError {
             } else {
                 message
             };
-            // serde reports a missing or unknown field at the parent's path; name the field.
+            // serde reports a missing, unknown or duplicate field at the parent's path; name
+            // the field.
             let named = message.split('`').nth(1).filter(|_| {
-                message.starts_with("missing field") || message.starts_with("unknown field")
+                ["missing field", "unknown field", "duplicate field"]
+                    .iter()
+                    .any(|kind| message.starts_with(kind))
             });
             let field = match (named, path.as_str()) {
                 (Some(name), "." | "") => name.to_string(),
