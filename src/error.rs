@@ -160,7 +160,8 @@ impl ApiError {
         let mut response = crate::http::json_response(status, &body);
         let headers = response.headers_mut();
         match &self {
-            ApiError::Unauthorized(_) => {
+            // RFC 9110 15.5.2: a 401 carries a challenge, wrong passwords included.
+            ApiError::Unauthorized(_) | ApiError::InvalidCredentials => {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             ApiError::MethodNotAllowed(methods) => {
