@@ -274,7 +274,17 @@ pub async fn create_chat(ctx: Ctx) -> ApiResult<Response<Body>> {
         .await?;
     let inserted = tx
         .query_opt(&statement, &[&kind, &title, &caller.user_id, &private_key])
-        .await?;
+        .await
+        .map_err(|e| {
+            // A genuine token whose user is gone (a restored database keeps older tokens
+            // valid until they expire): the answer `GET /auth/me` gives it, not a 500.
+            let db = e.as_db_error();
+            if db.is_some_and(|db| db.constraint() == Some("chats_creator_fkey")) {
+                ApiError::Unauthorized("the token's user no longer exists")
+            } else {
+                ApiError::from(e)
+            }
+        })?;
     let Some(row) = inserted else {
         drop(tx);
         let statement = client
