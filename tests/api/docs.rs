@@ -170,3 +170,44 @@ async fn every_asset_a_page_references_is_served_from_this_origin() {
         }
     }
 }
+
+/// The `enum` of a path parameter `{file}` of `path` in the spec.
+fn documented_files(spec: &Yaml, path: &str) -> BTreeSet<String> {
+    spec["paths"][path]["get"]["parameters"]
+        .as_sequence()
+        .expect("the operation has parameters")
+        .iter()
+        .find(|p| p["name"].as_str() == Some("file"))
+        .expect("a `file` parameter")["schema"]["enum"]
+        .as_sequence()
+        .expect("the file names are an enum")
+        .iter()
+        .map(|f| f.as_str().expect("file names are strings").to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_documented_asset_names_are_exactly_the_served_ones() {
+    let app = TestApp::spawn().await;
+    let spec: Yaml = serde_norway::from_str(rtchat::http::docs::OPENAPI_YAML).unwrap();
+
+    let mut swagger: BTreeSet<String> = swagger_ui_redist::SwaggerUi::static_files()
+        .iter()
+        .map(|(file, _)| file.file_name().to_string())
+        .collect();
+    swagger.insert("docs-init.js".into());
+    assert_eq!(documented_files(&spec, "/docs/{file}"), swagger);
+
+    for (path, files) in [
+        ("/docs/{file}", documented_files(&spec, "/docs/{file}")),
+        ("/static/{file}", documented_files(&spec, "/static/{file}")),
+    ] {
+        for file in files {
+            let url = path.replace("{file}", &file);
+            let r = app.http.get(app.url(&url)).send().await.unwrap();
+            assert_eq!(r.status(), 200, "GET {url}");
+        }
+    }
+    let r = app.http.get(app.url("/docs/nope.js")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+}
