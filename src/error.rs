@@ -52,6 +52,8 @@ pub enum ApiError {
     UpgradeRequired,
     /// 413: the body is over the limit.
     PayloadTooLarge(usize),
+    /// 408: the body did not arrive within `BODY_READ_TIMEOUT` of the head.
+    RequestTimeout,
     /// 415: a Content-Type the endpoint does not read.
     UnsupportedMediaType,
     /// 422: the request is well-formed but its values are not acceptable.
@@ -82,6 +84,7 @@ impl ApiError {
             ApiError::EmailTaken => StatusCode::CONFLICT,
             ApiError::ResyncRequired => StatusCode::GONE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -103,6 +106,7 @@ impl ApiError {
             ApiError::EmailTaken => "email_taken",
             ApiError::ResyncRequired => "resync_required",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::RequestTimeout => "request_timeout",
             ApiError::UpgradeRequired => "upgrade_required",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Validation(_) => "validation_error",
@@ -127,6 +131,7 @@ impl ApiError {
                 "`since` is older than the kept event log: refetch your state over REST".into()
             }
             ApiError::PayloadTooLarge(limit) => format!("the body is over {limit} bytes"),
+            ApiError::RequestTimeout => "the request body did not arrive in time".into(),
             ApiError::UpgradeRequired => "this endpoint takes a WebSocket handshake".into(),
             ApiError::UnsupportedMediaType => "send the body as application/json".into(),
             ApiError::Validation(errors) => match errors.as_slice() {

@@ -13,6 +13,7 @@ pub mod messages;
 pub mod users;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -41,14 +42,23 @@ pub struct Ctx {
     pub client_addr: std::net::IpAddr,
 }
 
-/// Reads a request body, refusing anything over `MAX_BODY_BYTES` without buffering it.
+/// A body must arrive within this time of its head. Without a bound, a client that
+/// announces a body and never sends it holds a handler and its connection forever (hyper's
+/// header-read timeout only covers the head). Ten seconds is the head's allowance too, and
+/// takes the largest body (64 KiB) at 6.5 KB/s.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads a request body, refusing anything over `MAX_BODY_BYTES` without buffering it, and
+/// anything slower than `BODY_READ_TIMEOUT`.
 pub async fn read_body(body: Incoming) -> ApiResult<Bytes> {
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+    let read = Limited::new(body, MAX_BODY_BYTES).collect();
+    match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
+        Err(_) => Err(ApiError::RequestTimeout),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES))
         }
-        Err(e) => Err(ApiError::InvalidJson(format!(
+        Ok(Err(e)) => Err(ApiError::InvalidJson(format!(
             "the body could not be read: {e}"
         ))),
     }
