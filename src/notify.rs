@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -221,11 +222,13 @@ async fn listen_once(state: &Arc<AppState>, database_url: &str) -> Result<(), St
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!("listening for other processes' events");
+    state.listening.store(true, Ordering::Relaxed);
     // Hints sent while we were not listening are gone: every local session re-reads.
     state.hub.wake_all();
     while let Some(payload) = rx.recv().await {
         handle(state, &payload);
     }
+    state.listening.store(false, Ordering::Relaxed);
     match driver.await {
         Ok(Err(e)) => Err(e),
         _ => Err("the listener connection closed".into()),

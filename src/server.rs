@@ -152,6 +152,7 @@ async fn build_state(config: Config) -> Result<Arc<AppState>, String> {
         notifier: Notifier::new(rand::random()),
         limits: Limits::new(&config),
         revoked,
+        listening: Default::default(),
         metrics: Metrics::new(),
         shutdown: CancellationToken::new(),
         sessions: TaskTracker::new(),

@@ -27,6 +27,9 @@ pub struct AppState {
     pub limits: Limits,
     /// Revoked login sessions whose tokens may still be presented.
     pub revoked: Revoked,
+    /// Whether the LISTEN connection is up (part of readiness: without it, events from
+    /// other processes arrive only by the sweep).
+    pub listening: std::sync::atomic::AtomicBool,
     pub metrics: Metrics,
     /// Cancelled when the server shuts down: sessions close with 1001.
     pub shutdown: CancellationToken,

@@ -16,7 +16,7 @@ pub async fn healthz(_ctx: Ctx) -> ApiResult<Response<Body>> {
     ok(&json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: the database is reachable.
+/// `GET /readyz`: the database is reachable and the cross-process listener is up.
 pub async fn readyz(ctx: Ctx) -> ApiResult<Response<Body>> {
     let check = async {
         let client = ctx.state.db().await?;
@@ -25,6 +25,16 @@ pub async fn readyz(ctx: Ctx) -> ApiResult<Response<Body>> {
             .await
             .map_err(ApiError::from)
     };
+    if !ctx
+        .state
+        .listening
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return Ok(json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({ "detail": "not yet listening for other processes' events", "code": "not_ready" }),
+        ));
+    }
     match tokio::time::timeout(READY_TIMEOUT, check).await {
         Ok(Ok(_)) => ok(&json!({ "status": "ok" })),
         _ => Ok(json_response(

@@ -198,9 +198,10 @@ impl TestApp {
             shutdown: Some(tx),
             handle: Some(handle),
         };
-        // The server applies the schema before it accepts: wait until it answers.
+        // Ready = the database answers and the LISTEN connection is up (so cross-process
+        // tests do not race the listener's start).
         for _ in 0..300 {
-            if let Ok(r) = app.http.get(format!("{}/healthz", app.base)).send().await {
+            if let Ok(r) = app.http.get(format!("{}/readyz", app.base)).send().await {
                 if r.status() == 200 {
                     return app;
                 }
