@@ -7,6 +7,7 @@ mod conformance;
 mod delivery;
 mod docs;
 mod errors;
+mod hostile;
 mod messages;
 mod scaleout;
 mod security;

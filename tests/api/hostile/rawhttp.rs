@@ -1,0 +1,321 @@
+//! Raw HTTP over TCP, byte for byte: a client for requests no HTTP library would send and
+//! a parser for what comes back; and the garbage itself — broken request lines and headers,
+//! smuggling-style lengths, HTTP/2 and TLS where HTTP/1.1 is expected, random and mutated
+//! bytes — plus requests that stall half-way.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::gen::{self, Gen};
+use super::{assert_envelope, run_all, Arena, CASE_TIMEOUT};
+use crate::support::Reply;
+
+/// What a raw TCP exchange brought back.
+pub struct RawExchange {
+    /// Every byte the server sent before closing (or before the timeout).
+    pub data: Vec<u8>,
+    /// Whether the server closed (or reset) the connection within the timeout.
+    pub closed: bool,
+}
+
+/// One HTTP response parsed out of raw bytes.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+/// Writes `request` on a fresh connection and reads until the server closes it. With
+/// `half_close` the write side is shut after that delay (for garbage that the server may
+/// still be waiting to see the end of); otherwise the request should say `Connection: close`.
+pub async fn raw_exchange(
+    addr: std::net::SocketAddr,
+    request: Vec<u8>,
+    half_close: Option<Duration>,
+) -> RawExchange {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::time::timeout(CASE_TIMEOUT, tokio::net::TcpStream::connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    let writing = tokio::spawn(async move {
+        // The server may answer and close before reading it all: write errors are expected.
+        let _ = writer.write_all(&request).await;
+        let _ = writer.flush().await;
+        if let Some(delay) = half_close {
+            tokio::time::sleep(delay).await;
+            let _ = writer.shutdown().await;
+        } else {
+            // Keep the write side open until the server closes.
+            tokio::time::sleep(CASE_TIMEOUT * 2).await;
+        }
+        drop(writer);
+    });
+    let mut data = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let deadline = tokio::time::Instant::now() + CASE_TIMEOUT;
+    let closed = loop {
+        match tokio::time::timeout_at(deadline, reader.read(&mut buf)).await {
+            Err(_) => break false,
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(n)) => data.extend_from_slice(&buf[..n]),
+        }
+    };
+    writing.abort();
+    RawExchange { data, closed }
+}
+
+/// Splits raw bytes into the HTTP responses they hold; `Err` if they are not HTTP.
+pub fn parse_responses(data: &[u8]) -> Result<Vec<RawResponse>, String> {
+    let mut responses = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let Some(end) = rest.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return Err(format!("a truncated response head: {}", gen::show(rest)));
+        };
+        let head = String::from_utf8_lossy(&rest[..end]).to_string();
+        let status = head
+            .strip_prefix("HTTP/1.1 ")
+            .or_else(|| head.strip_prefix("HTTP/1.0 "))
+            .and_then(|s| s.get(..3))
+            .and_then(|s| s.parse::<u16>().ok())
+            .ok_or_else(|| format!("not an HTTP response: {}", gen::show(rest)))?;
+        let length = head
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        let body_start = end + 4;
+        let body_end = (body_start + length).min(rest.len());
+        responses.push(RawResponse {
+            status,
+            head,
+            body: rest[body_start..body_end].to_vec(),
+        });
+        if status == 101 {
+            break; // WebSocket frames follow
+        }
+        rest = &rest[body_end..];
+    }
+    Ok(responses)
+}
+
+/// Checks a raw answer: HTTP, never 5xx, and — when `ours` says the request reached rtchat
+/// rather than being refused by hyper's own parser — errors in the JSON envelope.
+pub fn check_raw(what: &str, exchange: &RawExchange, ours: bool) -> Vec<RawResponse> {
+    let responses = parse_responses(&exchange.data).unwrap_or_else(|e| panic!("{what}: {e}"));
+    for r in &responses {
+        assert!(
+            r.status < 500,
+            "{what}: a {} ({}) — no request may cause a 5xx",
+            r.status,
+            gen::show(&r.body)
+        );
+        if ours && r.status >= 400 {
+            let headers = r
+                .head
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_once(':'))
+                .filter_map(|(k, v)| {
+                    Some((
+                        reqwest::header::HeaderName::from_bytes(k.trim().as_bytes()).ok()?,
+                        reqwest::header::HeaderValue::from_str(v.trim()).ok()?,
+                    ))
+                })
+                .collect();
+            let reply = Reply {
+                status: r.status,
+                headers,
+                body: serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+            };
+            assert_envelope(what, &reply, &r.body);
+        }
+    }
+    if ours {
+        assert!(
+            !responses.is_empty(),
+            "{what}: no response at all (closed: {}); a panicking handler drops its connection",
+            exchange.closed
+        );
+    }
+    responses
+}
+
+/// A raw HTTP/1.1 request with `Connection: close`.
+pub fn raw_request(method: &str, target: &str, token: Option<&str>, body: &str) -> Vec<u8> {
+    let mut out = format!("{method} {target} HTTP/1.1\r\nHost: rtchat\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        out.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    if !body.is_empty() {
+        out.push_str("Content-Type: application/json\r\n");
+    }
+    out.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    out.into_bytes()
+}
+
+#[tokio::test]
+async fn raw_http_garbage_never_gets_a_5xx_or_kills_the_server() {
+    let arena = Arena::new().await;
+    let mut g = Gen::new("raw http");
+    let token = arena.alice.token.clone();
+    let mut garbage: Vec<Vec<u8>> = [
+        "GET /healthz HTTP/1.0\r\n\r\n",
+        "GET /healthz HTTP/2.0\r\n\r\n",
+        "GET /healthz HTTP/9.9\r\n\r\n",
+        "GET /healthz\r\n\r\n",
+        "GET  /healthz  HTTP/1.1\r\n\r\n",
+        "GET http://evil.example/healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET * HTTP/1.1\r\nHost: x\r\n\r\n",
+        "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+        "CONNECT /chats HTTP/1.1\r\nHost: x\r\n\r\n",
+        "CONNECT evil.example:443 HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n folded: header\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+        "GET /healthz HTTP/1.1\nHost: x\n\n",
+        "POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        "POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 1e3\r\n\r\n",
+        "POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+        "POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+        "POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST /auth/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+        "POST /auth/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n{}\r\n",
+        "POST /auth/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n",
+        "POST /auth/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n{}",
+        "POST /auth/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+        "POST /auth/login HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 70000\r\n\r\n",
+        "POST /auth/login HTTP/1.1\r\nHost: x\r\nExpect: the-unexpected\r\nContent-Length: 2\r\n\r\n{}",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE / HTTP/1.1\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+        "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04\x00\x00\x00\x00\x00garbage-after-the-preface",
+        "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        "\r\n\r\n\r\n",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    // The start of a TLS ClientHello.
+    garbage.push(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03".to_vec());
+    let many_headers: String = (0..200).map(|i| format!("X-{i}: v\r\n")).collect();
+    garbage.push(format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n").into_bytes());
+    garbage.push(format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000)).into_bytes());
+    garbage.push(
+        format!(
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "b".repeat(1 << 20)
+        )
+        .into_bytes(),
+    );
+    garbage.push(
+        format!(
+            "GET /auth/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+            "c".repeat(1 << 20)
+        )
+        .into_bytes(),
+    );
+    garbage.push(
+        format!(
+            "GET /auth/me?token={} HTTP/1.1\r\nHost: x\r\n\r\n",
+            "c".repeat(1 << 20)
+        )
+        .into_bytes(),
+    );
+    let valid = format!(
+        "POST /chats/{}/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{{\"text\":\"x\"}}",
+        arena.chat
+    )
+    .into_bytes();
+    for _ in 0..gen::cases(100) {
+        garbage.push(match g.below(3) {
+            0 => g.bytes(400),
+            1 => {
+                // A valid request with a few bytes changed.
+                let mut request = valid.clone();
+                for _ in 0..1 + g.below(4) {
+                    let at = g.below(request.len());
+                    request[at] = g.rng_byte();
+                }
+                request
+            }
+            _ => {
+                // A valid request cut short.
+                let cut = g.below(valid.len());
+                valid[..cut].to_vec()
+            }
+        });
+    }
+    run_all(garbage, |request| {
+        let arena = &arena;
+        async move {
+            let what = format!("raw request {}", gen::show(&request));
+            // HTTP/2 answers in binary frames: there only the server's survival is checked.
+            let http2 = request.starts_with(b"PRI * HTTP/2.0");
+            let exchange = raw_exchange(
+                arena.app.addr,
+                request,
+                Some(std::time::Duration::from_millis(300)),
+            )
+            .await;
+            if !http2 {
+                check_raw(&what, &exchange, false);
+            }
+        }
+    })
+    .await;
+    arena.still_works("the raw HTTP garbage").await;
+}
+
+/// How long the server waits for a body after its head (`BODY_READ_TIMEOUT`), and for the
+/// head itself (`HEADER_READ_TIMEOUT` in `server.rs`).
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Writes `bytes`, then waits (holding the connection open) for whatever the server sends
+/// until it closes: what came back and when.
+async fn stall(addr: std::net::SocketAddr, bytes: &[u8], wait: Duration) -> (Vec<u8>, Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let started = std::time::Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(bytes).await.expect("write");
+    let mut data = Vec::new();
+    let _ = tokio::time::timeout(wait, stream.read_to_end(&mut data)).await;
+    (data, started.elapsed())
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_is_408_within_the_read_timeout() {
+    let arena = Arena::new().await;
+    let head = format!(
+        "POST /chats/{}/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"text\":",
+        arena.chat, arena.alice.token
+    );
+    let (data, took) = stall(arena.app.addr, head.as_bytes(), READ_TIMEOUT + CASE_TIMEOUT).await;
+    let what = format!("a body of 8 of 100 bytes, then nothing (answered after {took:?})");
+    let exchange = RawExchange { data, closed: true };
+    let responses = check_raw(&what, &exchange, true);
+    assert_eq!(responses[0].status, 408, "{what}: {responses:?}");
+    assert!(took < READ_TIMEOUT + Duration::from_secs(3), "{what}");
+    arena.still_works("a stalled body").await;
+}
+
+/// A connection that never sends a byte is never closed: each holds one of
+/// `RTCHAT_MAX_CONNECTIONS` permits, so enough of them stop the server accepting anyone
+/// (hyper's header-read timeout starts at the first byte). The fix belongs to `server.rs`
+/// (a timeout on the first byte, e.g. `stream.readable()` within `HEADER_READ_TIMEOUT`).
+#[tokio::test]
+#[ignore = "server.rs: a connection that sends nothing is never closed (reported)"]
+async fn a_connection_that_sends_nothing_is_closed_within_the_read_timeout() {
+    let arena = Arena::new().await;
+    let (_, took) = stall(arena.app.addr, b"", READ_TIMEOUT * 2).await;
+    assert!(
+        took < READ_TIMEOUT + Duration::from_secs(3),
+        "still open after {took:?}"
+    );
+}
