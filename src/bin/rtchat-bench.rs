@@ -8,6 +8,8 @@
 //! cross-process path is covered) unless `--url` is given, runs every delivery scenario small,
 //! checks only correctness, and exits non-zero on any loss, duplicate or failed socket.
 
+#[path = "rtchat_bench/disrupt.rs"]
+mod disrupt;
 #[path = "rtchat_bench/load.rs"]
 mod load;
 #[path = "rtchat_bench/net.rs"]
@@ -140,6 +142,9 @@ enum Scenario {
         /// Messages/s sent while they reconnect (the replay-to-live switch under load).
         #[arg(long, default_value_t = 100.0)]
         live_rate: f64,
+        /// Drop at this Unix time (seconds), so several generators storm together.
+        #[arg(long)]
+        drop_at: Option<u64>,
     },
     /// A fraction of sockets stops reading: the others' latency against a baseline, server RSS.
     Slow {
@@ -162,6 +167,10 @@ enum Scenario {
     Get {
         #[arg(long, default_value = "/auth/me")]
         path: String,
+        /// Count this status as success instead of 2xx (`--path /users/0 --expect-status
+        /// 422`: the token is verified, then the request fails validation before any query).
+        #[arg(long)]
+        expect_status: Option<u16>,
         #[arg(long, value_delimiter = ',', default_value = "max")]
         rates: Vec<String>,
         #[arg(long, default_value_t = 100)]
@@ -386,7 +395,8 @@ async fn run_scenario(bench: &Bench, scenario: &Scenario) -> Result<Vec<Row>, St
             chat_size,
             backlog,
             live_rate,
-        } => scenarios::storm(bench, sockets, chat_size, backlog, live_rate).await,
+            drop_at,
+        } => disrupt::storm(bench, sockets, chat_size, backlog, live_rate, drop_at).await,
         Scenario::Slow {
             sockets,
             chat_size,
@@ -395,7 +405,7 @@ async fn run_scenario(bench: &Bench, scenario: &Scenario) -> Result<Vec<Row>, St
             duration_secs,
             pad,
         } => {
-            scenarios::slow(
+            disrupt::slow(
                 bench,
                 sockets,
                 chat_size,
@@ -408,9 +418,20 @@ async fn run_scenario(bench: &Bench, scenario: &Scenario) -> Result<Vec<Row>, St
         }
         Scenario::Get {
             path,
+            expect_status,
             rates,
             users,
             duration_secs,
-        } => scenarios::get(bench, &path, &rates, users, secs(duration_secs)).await,
+        } => {
+            scenarios::get(
+                bench,
+                &path,
+                expect_status,
+                &rates,
+                users,
+                secs(duration_secs),
+            )
+            .await
+        }
     }
 }

@@ -114,6 +114,11 @@ pub async fn tcp_connect(
     }
     .map_err(|e| format!("socket: {e}"))?;
     if let Some(ip) = source.filter(|ip| ip.is_ipv4() == addr.is_ipv4()) {
+        // Local ports of the last run's sockets sit in TIME_WAIT for a minute; without this
+        // a rerun from the same source address runs out of ports.
+        socket
+            .set_reuseaddr(true)
+            .map_err(|e| format!("SO_REUSEADDR: {e}"))?;
         socket
             .bind(SocketAddr::new(ip, 0))
             .map_err(|e| format!("bind {ip}: {e}"))?;

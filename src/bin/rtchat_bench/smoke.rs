@@ -15,8 +15,8 @@ use tokio::sync::oneshot;
 
 use super::net::{HttpConn, SourceIps, Target};
 use super::report::Row;
-use super::scenarios;
 use super::setup::Direct;
+use super::{disrupt, scenarios};
 use crate::Cli;
 
 /// Frames queued per socket in the smoke servers: small, so a paused reader overflows fast.
@@ -209,8 +209,8 @@ async fn suite(
     // Bulk users for the rest (over REST when the database is not ours to write).
     let bench = make(copy(&direct));
     rows.extend(scenarios::fanout(&bench, &[10, 50], 100, &rates(100), secs(2)).await?);
-    rows.extend(scenarios::storm(&bench, 100, 10, 3, 50.0).await?);
-    rows.extend(scenarios::slow(&bench, 20, 20, 0.05, 300.0, secs(4), 4000).await?);
+    rows.extend(disrupt::storm(&bench, 100, 10, 3, 50.0, None).await?);
+    rows.extend(disrupt::slow(&bench, 20, 20, 0.05, 300.0, secs(4), 4000).await?);
     for row in &mut rows {
         row.scenario = format!("smoke {}", row.scenario);
     }
