@@ -185,4 +185,64 @@ BEGIN
 END
 $fn$;
 
+-- Sends a message in one statement (its own transaction, one round trip): the hot path.
+-- Locks the chat row first (serialising the sends of one chat, so message ids commit in
+-- order), reads the members after the lock, answers a repeated client_id with the original
+-- (status 'repeat'), inserts, and appends `new_message` for every member. The payload is the
+-- Message JSON of the REST API (src/model.rs), built here so that no second round trip is
+-- needed; the delivery property test compares the two.
+-- status: 'created' | 'repeat' | 'not_found' | 'inactive'.
+CREATE OR REPLACE FUNCTION rtchat_send_message(
+    p_chat bigint, p_sender bigint, p_text text, p_client_id text
+) RETURNS TABLE (status text, message_id bigint, created_at timestamptz, payload text,
+                 users bigint[], seqs bigint[])
+LANGUAGE plpgsql AS $fn$
+#variable_conflict use_column
+DECLARE
+    v_active boolean;
+    v_members bigint[];
+    v_id bigint;
+    v_created timestamptz;
+    v_payload text;
+BEGIN
+    UPDATE chats SET last_activity_at = now() WHERE id = p_chat RETURNING is_active INTO v_active;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'not_found', NULL::bigint, NULL::timestamptz, NULL::text, NULL::bigint[], NULL::bigint[];
+        RETURN;
+    END IF;
+    -- A new statement, so a new snapshot taken after the lock: it sees every membership
+    -- change, as those take the same lock.
+    v_members := ARRAY(SELECT m.user_id FROM chat_members m WHERE m.chat_id = p_chat ORDER BY m.user_id);
+    IF NOT (p_sender = ANY (v_members)) THEN
+        RETURN QUERY SELECT 'not_found', NULL::bigint, NULL::timestamptz, NULL::text, NULL::bigint[], NULL::bigint[];
+        RETURN;
+    END IF;
+    IF p_client_id IS NOT NULL THEN
+        -- Any earlier send with this client_id committed before we got the chat lock.
+        SELECT m.id INTO v_id FROM messages m
+        WHERE m.chat_id = p_chat AND m.sender_id = p_sender AND m.client_id = p_client_id;
+        IF FOUND THEN
+            RETURN QUERY SELECT 'repeat', v_id, NULL::timestamptz, NULL::text, NULL::bigint[], NULL::bigint[];
+            RETURN;
+        END IF;
+    END IF;
+    IF NOT v_active THEN
+        RETURN QUERY SELECT 'inactive', NULL::bigint, NULL::timestamptz, NULL::text, NULL::bigint[], NULL::bigint[];
+        RETURN;
+    END IF;
+    INSERT INTO messages (chat_id, sender_id, text, client_id)
+    VALUES (p_chat, p_sender, p_text, p_client_id)
+    RETURNING id, created_at INTO v_id, v_created;
+    v_payload := json_build_object(
+        'id', v_id, 'chat_id', p_chat, 'sender_id', p_sender, 'text', p_text,
+        'created_at', to_char(v_created AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'edited_at', NULL, 'client_id', p_client_id)::text;
+    RETURN QUERY
+    SELECT 'created', v_id, v_created, v_payload,
+           array_agg(a.user_id ORDER BY a.user_id), array_agg(a.seq ORDER BY a.user_id)
+    FROM rtchat_append_events(ARRAY['new_message'], ARRAY[v_payload], v_members,
+                              array_fill(1, ARRAY[cardinality(v_members)])) a;
+END
+$fn$;
+
 INSERT INTO schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;

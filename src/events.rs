@@ -92,6 +92,18 @@ impl Outbox {
         Ok(())
     }
 
+    /// An outbox for an event a database function already appended and committed.
+    pub fn committed(kind: EventType, payload: String, deliveries: Vec<(i64, i64)>) -> Outbox {
+        Outbox {
+            staged: Vec::new(),
+            events: vec![Appended {
+                kind: kind.as_str(),
+                payload: payload.into(),
+                deliveries,
+            }],
+        }
+    }
+
     /// Appends the staged events to the log inside the caller's transaction.
     ///
     /// `client` must be that transaction: the counter row locks taken here are what keep

@@ -89,10 +89,18 @@ pub async fn run(
             let state = state.clone();
             async move { Ok::<_, Infallible>(router::handle(state, req, peer).await) }
         });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn.into_owned());
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            // hyper's header timeout starts at the first byte: a client that connects and
+            // sends nothing would hold a connection slot forever.
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(HEADER_READ_TIMEOUT, stream.peek(&mut first)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return, // silent, closed or broken
+            }
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             drop(permit);

@@ -65,6 +65,13 @@ impl AppState {
     ) -> Result<(), ApiError> {
         outbox.write(&tx).await?;
         tx.commit().await?;
+        self.publish(outbox);
+        Ok(())
+    }
+
+    /// Hands committed events to this process's sockets and hints the other processes.
+    /// Call only after the commit.
+    pub fn publish(&self, outbox: Outbox) {
         if !outbox.events.is_empty() {
             self.hub.publish(&outbox);
             self.notifier.events(
@@ -74,6 +81,5 @@ impl AppState {
                     .flat_map(|e| e.deliveries.iter().copied()),
             );
         }
-        Ok(())
     }
 }

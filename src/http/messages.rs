@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::error::{ApiError, ApiResult, Body};
 use crate::events::{EventType, Outbox};
-use crate::http::chats::{chat_members, is_member, lock_chat};
+use crate::http::chats::{is_member, lock_chat};
 use crate::http::users::{DEFAULT_PAGE, MAX_PAGE};
 use crate::http::{created, no_content, ok, Ctx};
 use crate::model::{Message, MESSAGE_COLUMNS};
@@ -57,68 +57,59 @@ pub async fn send_message(ctx: Ctx) -> ApiResult<Response<Body>> {
         }
     }
 
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
-    // Taking the chat row's lock first serialises the sends of one chat, so message ids
-    // commit in order (the contract's "id grows with creation order inside a chat").
-    let statement = tx
+    // One statement, one round trip, its own transaction: see rtchat_send_message in
+    // schema.sql (lock the chat, check membership and client_id, insert, append events).
+    let client = ctx.state.db().await?;
+    let statement = client
         .prepare_cached(
-            "UPDATE chats SET last_activity_at = now() WHERE id = $1 RETURNING is_active",
+            "SELECT status, message_id, created_at, payload, users, seqs
+             FROM rtchat_send_message($1, $2, $3, $4)",
         )
         .await?;
-    let is_active: bool = tx
-        .query_opt(&statement, &[&chat_id])
-        .await?
-        .ok_or(ApiError::NotFound("chat"))?
-        .get(0);
-    let members = chat_members(&tx, chat_id).await?;
-    if !members.contains(&caller.user_id) {
-        return Err(ApiError::NotFound("chat"));
-    }
-    let statement = tx
-        .prepare_cached(&format!(
-            "INSERT INTO messages (chat_id, sender_id, text, client_id) VALUES ($1, $2, $3, $4)
-             ON CONFLICT ON CONSTRAINT messages_client_id_key DO NOTHING
-             RETURNING {MESSAGE_COLUMNS}"
-        ))
-        .await?;
-    let inserted = if is_active {
-        tx.query_opt(
+    let row = client
+        .query_one(
             &statement,
             &[&chat_id, &caller.user_id, &body.text, &body.client_id],
         )
-        .await?
-    } else {
-        None
-    };
-    let Some(row) = inserted else {
-        // A repeat of a client_id (the first send committed before we got the chat lock),
-        // or an inactive chat. The retry of an earlier send is answered even if the chat
-        // has since become inactive.
-        let statement = tx
-            .prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages
-                 WHERE chat_id = $1 AND sender_id = $2 AND client_id = $3"
-            ))
-            .await?;
-        let original = match &body.client_id {
-            Some(client_id) => {
-                tx.query_opt(&statement, &[&chat_id, &caller.user_id, client_id])
-                    .await?
-            }
-            None => None,
-        };
-        drop(tx); // rolls back the activity bump
-        return match original {
-            Some(row) => ok(&Message::from_row(&row)),
-            None => Err(ApiError::ChatInactive),
-        };
-    };
-    let message = Message::from_row(&row);
-    let mut outbox = Outbox::default();
-    outbox.add(EventType::NewMessage, &members, &message)?;
-    ctx.state.commit(tx, outbox).await?;
-    created(&message)
+        .await?;
+    let status: &str = row.get(0);
+    match status {
+        "not_found" => Err(ApiError::NotFound("chat")),
+        "inactive" => Err(ApiError::ChatInactive),
+        "repeat" => {
+            // The original, as it is now (it may have been edited since).
+            let statement = client
+                .prepare_cached(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1"
+                ))
+                .await?;
+            let original = client
+                .query_opt(&statement, &[&row.get::<_, i64>(1)])
+                .await?
+                .ok_or(ApiError::NotFound("message"))?;
+            ok(&Message::from_row(&original))
+        }
+        _ => {
+            let message = Message {
+                id: row.get(1),
+                chat_id,
+                sender_id: caller.user_id,
+                text: body.text,
+                created_at: row.get(2),
+                edited_at: None,
+                client_id: body.client_id,
+            };
+            let users: Vec<i64> = row.get(4);
+            let seqs: Vec<i64> = row.get(5);
+            let payload: String = row.get(3);
+            ctx.state.publish(Outbox::committed(
+                EventType::NewMessage,
+                payload,
+                users.into_iter().zip(seqs).collect(),
+            ));
+            created(&message)
+        }
+    }
 }
 
 /// `GET /chats/{chat_id}/messages?before=&after=&limit=`: ascending by id; no cursor is the

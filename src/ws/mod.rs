@@ -61,7 +61,8 @@ pub async fn upgrade(
     let since = match query.iter().rev().find(|(k, _)| k == "since") {
         None => None,
         Some((_, raw)) => Some(
-            raw.parse::<i64>()
+            raw.trim()
+                .parse::<i64>()
                 .ok()
                 .filter(|v| *v >= 0)
                 .ok_or_else(|| ApiError::field("since", "must be a non-negative integer"))?,

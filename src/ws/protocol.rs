@@ -8,7 +8,9 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// Close codes of the contract.
 pub const CLOSE_SHUTDOWN: CloseCode = CloseCode::Away; // 1001
+pub const CLOSE_PROTOCOL: CloseCode = CloseCode::Protocol; // 1002
 pub const CLOSE_BINARY: CloseCode = CloseCode::Unsupported; // 1003
+pub const CLOSE_BAD_DATA: CloseCode = CloseCode::Invalid; // 1007: text that is not UTF-8
 pub const CLOSE_POLICY: CloseCode = CloseCode::Policy; // 1008: flooding
 pub const CLOSE_TOO_BIG: CloseCode = CloseCode::Size; // 1009
 pub const CLOSE_SLOW: CloseCode = CloseCode::Again; // 1013: queue overflow, resume with since

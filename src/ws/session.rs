@@ -32,6 +32,8 @@ use crate::state::AppState;
 
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
+/// Longer token lifetimes than this (ten years) are treated as this.
+const MAX_TOKEN_LIFETIME_SECS: u64 = 10 * 365 * 86_400;
 /// Events read from the log per query during replay.
 const REPLAY_PAGE: i64 = 500;
 /// Pushes handled per wake-up before flushing (bounds the latency of the first one).
@@ -134,7 +136,13 @@ impl Session {
         let heartbeat = self.state.config.heartbeat;
         let mut ticker = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let expiry = Instant::now() + Duration::from_secs(expires_at.saturating_sub(unix_now()));
+        // Capped: a token may claim any `exp`, and Instant arithmetic overflows.
+        let lifetime = Duration::from_secs(
+            expires_at
+                .saturating_sub(unix_now())
+                .min(MAX_TOKEN_LIFETIME_SECS),
+        );
+        let expiry = Instant::now() + lifetime;
         let mut last_heard = Instant::now();
         let mut window_start = Instant::now();
         let mut frames_in_window = 0u32;
@@ -248,6 +256,14 @@ impl Session {
     ) -> Result<(), End> {
         match incoming {
             None => Err(End::Drop),
+            Some(Err(WsError::Utf8(_))) => Err(End::Close(
+                protocol::CLOSE_BAD_DATA,
+                "text frames must be UTF-8",
+            )),
+            Some(Err(WsError::Protocol(_))) => Err(End::Close(
+                protocol::CLOSE_PROTOCOL,
+                "WebSocket protocol error",
+            )),
             Some(Err(WsError::Capacity(_))) => {
                 Err(End::Close(protocol::CLOSE_TOO_BIG, "frame too large"))
             }

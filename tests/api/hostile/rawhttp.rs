@@ -310,7 +310,6 @@ async fn a_body_that_never_arrives_is_408_within_the_read_timeout() {
 /// (hyper's header-read timeout starts at the first byte). The fix belongs to `server.rs`
 /// (a timeout on the first byte, e.g. `stream.readable()` within `HEADER_READ_TIMEOUT`).
 #[tokio::test]
-#[ignore = "server.rs: a connection that sends nothing is never closed (reported)"]
 async fn a_connection_that_sends_nothing_is_closed_within_the_read_timeout() {
     let arena = Arena::new().await;
     let (_, took) = stall(arena.app.addr, b"", READ_TIMEOUT * 2).await;

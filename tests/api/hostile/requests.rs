@@ -155,7 +155,7 @@ async fn query_strings_are_parsed_without_a_5xx_and_never_clamped() {
                 .into_owned()
                 .collect();
             let since_ok =
-                last(&pairs, "since").is_none_or(|s| s.parse::<i64>().is_ok_and(|v| v >= 0));
+                last(&pairs, "since").is_none_or(|s| s.trim().parse::<i64>().is_ok_and(|v| v >= 0));
             let expected = match (with_header, since_ok) {
                 (false, _) => 401,
                 (true, true) => 101,

@@ -259,7 +259,6 @@ async fn odd_tokens_signed_with_the_right_secret_never_get_a_5xx() {
 /// with the server's secret can carry one, so it is not reachable from outside; the fix
 /// belongs to the session (a checked or capped add). Un-ignore once it is in.
 #[tokio::test]
-#[ignore = "ws/session.rs: the expiry deadline overflows for exp = u64::MAX (reported)"]
 async fn a_socket_whose_token_expires_at_u64_max_does_not_panic() {
     let arena = Arena::new().await;
     let good = claims_of(&arena.alice.token);
