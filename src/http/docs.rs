@@ -71,12 +71,7 @@ pub async fn docs_page(_ctx: Ctx) -> ApiResult<Response<Body>> {
 
 /// `GET /docs/{file}`: Swagger UI's assets and our init script.
 pub async fn docs_asset(ctx: Ctx) -> ApiResult<Response<Body>> {
-    let name = ctx
-        .params
-        .iter()
-        .find(|(k, _)| k == "file")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("");
+    let name = ctx.path_param("file")?;
     if name == "docs-init.js" {
         return Ok(asset(content_type(name), DOCS_INIT_JS.as_bytes()));
     }
@@ -89,12 +84,7 @@ pub async fn docs_asset(ctx: Ctx) -> ApiResult<Response<Body>> {
 
 /// `GET /static/{file}`: the demo page's script and style.
 pub async fn static_asset(ctx: Ctx) -> ApiResult<Response<Body>> {
-    let name = ctx
-        .params
-        .iter()
-        .find(|(k, _)| k == "file")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("");
+    let name = ctx.path_param("file")?;
     match name {
         "app.js" => Ok(asset(content_type(name), APP_JS.as_bytes())),
         "app.css" => Ok(asset(content_type(name), APP_CSS.as_bytes())),

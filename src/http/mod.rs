@@ -136,14 +136,18 @@ impl Ctx {
                 && essence.ends_with("+json"))
     }
 
-    /// A positive 64-bit id from the path, or 422 naming it.
-    pub fn path_id(&self, name: &str) -> ApiResult<i64> {
-        let raw = self
-            .params
+    /// A path parameter the route template names (its absence is a bug in the route table).
+    pub fn path_param(&self, name: &str) -> ApiResult<&str> {
+        self.params
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
-            .ok_or_else(|| ApiError::Internal(format!("route has no parameter {name}")))?;
+            .ok_or_else(|| ApiError::Internal(format!("route has no parameter {name}")))
+    }
+
+    /// A positive 64-bit id from the path, or 422 naming it.
+    pub fn path_id(&self, name: &str) -> ApiResult<i64> {
+        let raw = self.path_param(name)?;
         raw.parse::<i64>()
             .ok()
             .filter(|id| *id > 0)
