@@ -182,6 +182,37 @@ impl Hub {
             .map_or(0, Vec::len)
     }
 
+    /// For each `(user, seq)`: if a local socket of the user delivered less than `seq`,
+    /// `(user, the least any such socket delivered, seq)`.
+    pub fn behind(&self, seqs: &[(i64, i64)]) -> Vec<(i64, i64, i64)> {
+        let sessions = self.sessions.lock().expect("hub lock poisoned");
+        seqs.iter()
+            .filter_map(|&(user, seq)| {
+                let least = sessions
+                    .get(&user)?
+                    .iter()
+                    .map(|s| s.delivered.load(Ordering::Relaxed))
+                    .filter(|d| *d < seq)
+                    .min()?;
+                Some((user, least, seq))
+            })
+            .collect()
+    }
+
+    /// Pushes one logged event to the sockets of `user_id` (they skip what they have).
+    pub fn push_event(&self, user_id: i64, seq: i64, frame: Utf8Bytes) {
+        let sessions = self.sessions.lock().expect("hub lock poisoned");
+        for s in sessions.get(&user_id).into_iter().flatten() {
+            self.offer(
+                s,
+                Push::Event {
+                    seq,
+                    frame: frame.clone(),
+                },
+            );
+        }
+    }
+
     /// The users with a socket in this process.
     pub fn connected_users(&self) -> Vec<i64> {
         self.sessions

@@ -39,6 +39,13 @@ const MAX_PAYLOAD: usize = 7000;
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// Hints handled together (one log read for all of them).
+const HINT_BATCH: usize = 256;
+
+/// A socket further behind than this many events reads the log itself instead of being
+/// pushed what the hint names.
+const MAX_HINT_SPAN: i64 = 64;
+
 /// Notifications waiting between the listener connection and the task that handles them.
 const LISTEN_QUEUE: usize = 1024;
 
@@ -225,8 +232,16 @@ async fn listen_once(state: &Arc<AppState>, database_url: &str) -> Result<(), St
     state.listening.store(true, Ordering::Relaxed);
     // Hints sent while we were not listening are gone: every local session re-reads.
     state.hub.wake_all();
-    while let Some(payload) = rx.recv().await {
-        handle(state, &payload);
+    while let Some(first) = rx.recv().await {
+        // Whatever else has arrived meanwhile is handled with it: one log read per batch.
+        let mut payloads = vec![first];
+        while payloads.len() < HINT_BATCH {
+            match rx.try_recv() {
+                Ok(payload) => payloads.push(payload),
+                Err(_) => break,
+            }
+        }
+        handle(state, &payloads).await;
     }
     state.listening.store(false, Ordering::Relaxed);
     match driver.await {
@@ -235,24 +250,77 @@ async fn listen_once(state: &Arc<AppState>, database_url: &str) -> Result<(), St
     }
 }
 
-fn handle(state: &AppState, payload: &str) {
+/// Handles a batch of hints from other processes: revocations and typing at once; for
+/// events, one query reads what the local sockets lack and the hub pushes it to them, so
+/// a message to N members on this process costs one read, not N.
+async fn handle(state: &AppState, payloads: &[String]) {
     let hub: &Hub = &state.hub;
-    let Ok(hint) = serde_json::from_str::<Hint>(payload) else {
-        tracing::warn!("ignoring a malformed hint");
+    let mut seqs: HashMap<i64, i64> = HashMap::new();
+    for payload in payloads {
+        let Ok(hint) = serde_json::from_str::<Hint>(payload) else {
+            tracing::warn!("ignoring a malformed hint");
+            continue;
+        };
+        if hint.o == state.notifier.instance {
+            continue;
+        }
+        if !hint.r.is_empty() {
+            state.revoked.insert(&hint.r);
+            hub.close_sessions(&hint.r);
+        }
+        if let Some((frame, users)) = hint.t {
+            hub.send_ephemeral(&users, Utf8Bytes::from(frame));
+        }
+        for (user, seq) in hint.e {
+            let entry = seqs.entry(user).or_insert(seq);
+            *entry = (*entry).max(seq);
+        }
+    }
+    if seqs.is_empty() {
         return;
-    };
-    if hint.o == state.notifier.instance {
+    }
+    let behind = hub.behind(&seqs.into_iter().collect::<Vec<_>>());
+    // Far behind (a socket that just reconnected, a burst): that socket reads the log itself.
+    let (fetch, far): (Vec<_>, Vec<_>) = behind
+        .into_iter()
+        .partition(|(_, after, upto)| upto - after <= MAX_HINT_SPAN);
+    if !far.is_empty() {
+        hub.wake(&far.iter().map(|(user, _, _)| *user).collect::<Vec<_>>());
+    }
+    if fetch.is_empty() {
         return;
     }
-    if !hint.r.is_empty() {
-        state.revoked.insert(&hint.r);
-        hub.close_sessions(&hint.r);
+    let users: Vec<i64> = fetch.iter().map(|(u, _, _)| *u).collect();
+    let afters: Vec<i64> = fetch.iter().map(|(_, a, _)| *a).collect();
+    let uptos: Vec<i64> = fetch.iter().map(|(_, _, u)| *u).collect();
+    let rows = async {
+        let client = state.db().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT ue.user_id, ue.seq, e.type, e.payload
+                 FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS w(user_id, after, upto)
+                 JOIN user_events ue ON ue.user_id = w.user_id AND ue.seq > w.after AND ue.seq <= w.upto
+                 JOIN events e ON e.id = ue.event_id
+                 ORDER BY ue.user_id, ue.seq",
+            )
+            .await?;
+        Ok::<_, crate::error::ApiError>(client.query(&statement, &[&users, &afters, &uptos]).await?)
     }
-    if !hint.e.is_empty() {
-        hub.wake_behind(&hint.e);
-    }
-    if let Some((frame, users)) = hint.t {
-        hub.send_ephemeral(&users, Utf8Bytes::from(frame));
+    .await;
+    match rows {
+        Ok(rows) => {
+            for row in rows {
+                let (user, seq, kind, payload): (i64, i64, &str, &str) =
+                    (row.get(0), row.get(1), row.get(2), row.get(3));
+                hub.push_event(
+                    user,
+                    seq,
+                    Utf8Bytes::from(crate::events::frame(kind, seq, payload)),
+                );
+            }
+        }
+        // The sockets read the log themselves, later.
+        Err(_) => hub.wake(&users),
     }
 }
 
