@@ -1,4 +1,4 @@
-//! `rtchat-bench`: the load generator of rtchat (docs/PERFORMANCE.md tells how to run each
+//! `rtchat-bench`: the load generator of rtchat (the README's Performance section tells how to run each
 //! scenario and what was measured). It drives a running server over its public interface
 //! only — REST and `/ws/notif` — open-loop (fixed rate, latency from the intended send time)
 //! or closed-loop (the maximum), checks by `seq` that no event was lost or duplicated, and

@@ -97,7 +97,17 @@ pub async fn run(state: Arc<AppState>, caller: Caller, since: Option<i64>, ws: S
             code,
             reason: Utf8Bytes::from_static(reason),
         };
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.ws.close(Some(frame))).await;
+        // The closing handshake: send ours, then read (and discard) until the client's
+        // close arrives. Closing the TCP socket with unread data in it would reset the
+        // connection, and the client could lose our close frame.
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            session.ws.close(Some(frame)).await?;
+            while let Some(message) = session.ws.next().await {
+                message?;
+            }
+            Ok::<(), WsError>(())
+        })
+        .await;
     }
 }
 
