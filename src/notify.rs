@@ -324,10 +324,15 @@ async fn handle(state: &AppState, payloads: &[String]) {
     }
 }
 
-/// Every `RTCHAT_SWEEP_SECS`, wakes local sessions that are behind the log.
+/// Every `RTCHAT_SWEEP_SECS`, wakes local sessions that are still behind where the log
+/// stood at the previous sweep. Comparing with the previous reading, not the current one,
+/// leaves alone the events that are merely in flight: under load, waking every socket that
+/// is a few milliseconds behind made them all re-read the log at once (a latency spike every
+/// interval); a socket that has not caught up with a seq one interval old did miss its push.
 pub async fn run_sweep(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(state.config.sweep_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut previous: Vec<(i64, i64)> = Vec::new();
     loop {
         tick.tick().await;
         // Revocations whose hint was lost.
@@ -336,8 +341,10 @@ pub async fn run_sweep(state: Arc<AppState>) {
                 state.hub.close_sessions(&new);
             }
         }
+        state.hub.wake_behind(&previous);
         let users = state.hub.connected_users();
         if users.is_empty() {
+            previous.clear();
             continue;
         }
         let result = async {
@@ -349,10 +356,7 @@ pub async fn run_sweep(state: Arc<AppState>) {
         }
         .await;
         match result {
-            Ok(rows) => {
-                let lasts: Vec<(i64, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-                state.hub.wake_behind(&lasts);
-            }
+            Ok(rows) => previous = rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
             Err(e) => tracing::debug!(error = ?e, "sweep skipped"),
         }
     }
