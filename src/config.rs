@@ -57,6 +57,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "RTCHAT_RATE_LOGIN_PER_EMAIL", default: "10", help: "login attempts per email per 5 minutes, across all processes" },
     Setting { name: "RTCHAT_RATE_LOGIN_PER_ADDR", default: "50", help: "login attempts per client address per 5 minutes, across all processes" },
     Setting { name: "RTCHAT_RATE_REGISTER_PER_ADDR", default: "20", help: "registrations per client address per hour" },
+    Setting { name: "RTCHAT_RATE_REGISTER_PER_EMAIL", default: "5", help: "registration attempts per email per hour (each tells whether the email is taken)" },
     Setting { name: "RTCHAT_CORS_ORIGINS", default: "*", help: "comma-separated origins allowed to call the API from a browser" },
     Setting { name: "RTCHAT_TRUSTED_PROXIES", default: "(none)", help: "comma-separated proxy addresses or CIDRs whose X-Forwarded-For names the client" },
     Setting { name: "RTCHAT_LOG", default: "info", help: "log filter (tracing EnvFilter syntax)" },
@@ -101,6 +102,7 @@ pub struct Config {
     pub rate_login_per_email: i32,
     pub rate_login_per_addr: i32,
     pub rate_register_per_addr: f64,
+    pub rate_register_per_email: f64,
     /// `None` allows every origin.
     pub cors_origins: Option<Vec<String>>,
     /// Proxies whose `X-Forwarded-For` is believed: `(network, prefix length)`.
@@ -177,6 +179,13 @@ impl Config {
                 as usize,
             rate_messages_per_sec: ranged(&get, "RTCHAT_RATE_MESSAGES_PER_SEC", 10, 1, 1_000_000)?
                 as f64,
+            rate_register_per_email: ranged(
+                &get,
+                "RTCHAT_RATE_REGISTER_PER_EMAIL",
+                5,
+                1,
+                1_000_000,
+            )? as f64,
             rate_messages_burst: ranged(&get, "RTCHAT_RATE_MESSAGES_BURST", 30, 1, 1_000_000)?
                 as f64,
             rate_typing_per_sec: ranged(&get, "RTCHAT_RATE_TYPING_PER_SEC", 2, 1, 1_000_000)?
@@ -229,6 +238,7 @@ impl Config {
         config.rate_login_per_email = 100_000;
         config.rate_login_per_addr = 100_000;
         config.rate_register_per_addr = 100_000.0;
+        config.rate_register_per_email = 100_000.0;
         config
     }
 

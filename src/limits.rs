@@ -64,6 +64,8 @@ pub struct Limits {
     pub messages: Limiter<i64>,
     pub typing: Limiter<i64>,
     pub register: Limiter<IpAddr>,
+    /// Registration attempts per email: each answers whether the email is taken (409).
+    pub register_email: Limiter<String>,
     login_per_email: i32,
     login_per_addr: i32,
 }
@@ -76,6 +78,10 @@ impl Limits {
             register: Limiter::new(
                 config.rate_register_per_addr / 3600.0,
                 config.rate_register_per_addr,
+            ),
+            register_email: Limiter::new(
+                config.rate_register_per_email / 3600.0,
+                config.rate_register_per_email,
             ),
             login_per_email: config.rate_login_per_email,
             login_per_addr: config.rate_login_per_addr,

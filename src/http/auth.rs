@@ -77,6 +77,10 @@ pub async fn register(ctx: Ctx) -> ApiResult<Response<Body>> {
     }
 
     ctx.state.limits.register.check(&ctx.client_addr)?;
+    ctx.state
+        .limits
+        .register_email
+        .check(&email.to_lowercase())?;
     let hash = ctx.state.auth.hash_password(body.password).await?;
     let client = ctx.state.db().await?;
     let statement = client

@@ -345,3 +345,28 @@ async fn cors_preflight_and_narrowed_origins() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test]
+async fn registering_one_email_again_and_again_is_limited() {
+    let app = TestApp::spawn_with(|c| c.rate_register_per_email = 5.0).await;
+    let body = json!({"email": "probe@example.com", "name": "p", "password": "password123"});
+    assert_eq!(
+        app.call("POST", "/auth/register", None, Some(body.clone()))
+            .await
+            .status,
+        201
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(
+            app.call("POST", "/auth/register", None, Some(body.clone()))
+                .await
+                .status,
+        );
+    }
+    assert_eq!(
+        statuses,
+        vec![409, 409, 409, 409, 429, 429],
+        "five attempts an hour per email"
+    );
+}
