@@ -88,7 +88,9 @@ pub async fn run(state: Arc<AppState>, caller: Caller, since: Option<i64>, ws: S
         overflow: subscription.overflow.clone(),
         delivered_shared: subscription.delivered.clone(),
     };
-    let end = match session.start(since).await {
+    // The database parts (start, catch-up, typing) are boxed: they run rarely, and unboxed
+    // their futures would size every idle socket's task for the largest of them.
+    let end = match Box::pin(session.start(since)).await {
         Ok(()) => session.serve(subscription, caller.expires_at).await,
         Err(end) => end,
     };
@@ -205,10 +207,10 @@ impl Session {
                         self.feed(frame).await?;
                         self.delivered = seq;
                     } else if seq > self.delivered {
-                        self.catch_up().await?;
+                        Box::pin(self.catch_up()).await?;
                     } // else: already delivered (by a replay); skip the duplicate.
                 }
-                Push::CatchUp => self.catch_up().await?,
+                Push::CatchUp => Box::pin(self.catch_up()).await?,
                 Push::Ephemeral(frame) => self.feed(frame).await?,
             }
             handled += 1;
@@ -291,7 +293,7 @@ impl Session {
             Some(Ok(Message::Pong(_) | Message::Frame(_))) => Ok(()),
             Some(Ok(Message::Text(text))) => match protocol::parse(&text) {
                 Ok(ClientFrame::Ping) => self.send(Message::Text(protocol::pong())).await,
-                Ok(ClientFrame::Typing { chat_id }) => self.typing(chat_id).await,
+                Ok(ClientFrame::Typing { chat_id }) => Box::pin(self.typing(chat_id)).await,
                 Err(error_frame) => self.send(Message::Text(error_frame)).await,
             },
         }
