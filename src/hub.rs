@@ -251,14 +251,6 @@ impl Hub {
             .sum()
     }
 
-    /// Whether `user_id` has a socket in this process.
-    pub fn is_connected(&self, user_id: i64) -> bool {
-        self.sessions
-            .lock()
-            .expect("hub lock poisoned")
-            .contains_key(&user_id)
-    }
-
     fn offer(&self, s: &Subscriber, push: Push) {
         match s.tx.try_send(push) {
             Ok(()) => {

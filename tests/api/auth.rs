@@ -19,14 +19,7 @@ async fn register_then_login_then_me() {
     assert!(r.body.get("password_hash").is_none());
 
     // Case-insensitive login.
-    let r = app
-        .call(
-            "POST",
-            "/auth/login",
-            None,
-            Some(json!({"email": "alice@EXAMPLE.com", "password": "password123"})),
-        )
-        .await;
+    let r = app.login("alice@EXAMPLE.com", "password123").await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["token_type"], "bearer");
     assert_eq!(r.body["expires_in"], 1800);
@@ -77,23 +70,9 @@ async fn login_accepts_the_oauth2_password_form() {
 async fn wrong_password_and_unknown_email_look_the_same() {
     let app = TestApp::spawn().await;
     let user = app.user("bob").await;
-    let wrong = app
-        .call(
-            "POST",
-            "/auth/login",
-            None,
-            Some(json!({"email": user.email, "password": "nope-nope"})),
-        )
-        .await;
+    let wrong = app.login(&user.email, "nope-nope").await;
     assert_error(&wrong, 401, "invalid_credentials");
-    let unknown = app
-        .call(
-            "POST",
-            "/auth/login",
-            None,
-            Some(json!({"email": "ghost@example.com", "password": "nope-nope"})),
-        )
-        .await;
+    let unknown = app.login("ghost@example.com", "nope-nope").await;
     assert_error(&unknown, 401, "invalid_credentials");
     assert_eq!(wrong.body["detail"], unknown.body["detail"]);
 }

@@ -18,14 +18,7 @@ async fn logout_kills_tokens_and_closes_sockets_on_every_process() {
     let b = TestApp::spawn_on(&a.database_url, no_sweep).await;
     let user = a.user("leaver").await;
     // A second login session of the same user survives a plain logout.
-    let other = a
-        .call(
-            "POST",
-            "/auth/login",
-            None,
-            Some(json!({"email": user.email, "password": "correct horse"})),
-        )
-        .await;
+    let other = a.login(&user.email, "correct horse").await;
     let other_token = other.body["access_token"].as_str().unwrap().to_string();
     let mut on_b = WsClient::connect(&b, &user.token, None).await;
     let mut other_on_b = WsClient::connect(&b, &other_token, None).await;
@@ -150,14 +143,7 @@ async fn brute_force_login_through_two_processes_is_limited_as_one() {
         .unwrap();
     assert!((1..=300).contains(&retry), "{retry}");
     // Even the right password waits now; another email is not affected.
-    let r = a
-        .call(
-            "POST",
-            "/auth/login",
-            None,
-            Some(json!({"email": user.email, "password": "correct horse"})),
-        )
-        .await;
+    let r = a.login(&user.email, "correct horse").await;
     assert_error(&r, 429, "rate_limited");
     let other = a.user("bystander").await;
     assert!(!other.token.is_empty());
@@ -369,4 +355,16 @@ async fn registering_one_email_again_and_again_is_limited() {
         vec![409, 409, 409, 409, 429, 429],
         "five attempts an hour per email"
     );
+}
+
+#[tokio::test]
+async fn a_process_full_of_sockets_refuses_more_with_503() {
+    let app = TestApp::spawn_with(|c| c.max_sockets = 2).await;
+    let (a, b) = (app.user("a").await, app.user("b").await);
+    let _one = WsClient::connect(&app, &a.token, None).await;
+    let _two = WsClient::connect(&app, &b.token, None).await;
+    let err = tokio_tungstenite::connect_async(app.ws_url(&format!("/ws/notif?token={}", b.token)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, tokio_tungstenite::tungstenite::Error::Http(r) if r.status() == 503));
 }

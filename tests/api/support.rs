@@ -269,6 +269,17 @@ impl TestApp {
         self.call("DELETE", path, Some(token), None).await
     }
 
+    /// `POST /auth/login` with a JSON body.
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
+        self.call(
+            "POST",
+            "/auth/login",
+            None,
+            Some(json!({"email": email, "password": password})),
+        )
+        .await
+    }
+
     /// Registers and logs in a user whose email starts with `name`.
     pub async fn user(&self, name: &str) -> TestUser {
         static N: AtomicU64 = AtomicU64::new(0);
@@ -283,14 +294,7 @@ impl TestApp {
             .await;
         assert_eq!(r.status, 201, "register: {r:?}");
         let id = r.body["id"].as_i64().expect("user id");
-        let r = self
-            .call(
-                "POST",
-                "/auth/login",
-                None,
-                Some(json!({"email": email, "password": "correct horse"})),
-            )
-            .await;
+        let r = self.login(&email, "correct horse").await;
         assert_eq!(r.status, 200, "login: {r:?}");
         TestUser {
             id,

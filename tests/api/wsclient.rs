@@ -7,7 +7,6 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -145,9 +144,4 @@ pub fn code(ended: &Ended) -> Option<u16> {
         Ended::Closed(code) => *code,
         Ended::Dropped => None,
     }
-}
-
-#[allow(dead_code)]
-pub fn close_code(c: CloseCode) -> u16 {
-    c.into()
 }
