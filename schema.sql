@@ -185,63 +185,119 @@ BEGIN
 END
 $fn$;
 
--- Sends a message in one statement (its own transaction, one round trip): the hot path.
--- Locks the chat row first (serialising the sends of one chat, so message ids commit in
--- order), reads the members after the lock, answers a repeated client_id with the original
--- (status 'repeat'), inserts, and appends `new_message` for every member. The payload is the
--- Message JSON of the REST API (src/model.rs), built here so that no second round trip is
--- needed; the delivery property test compares the two.
+-- Replaced by rtchat_send_messages (a batch of sends per call).
+DROP FUNCTION IF EXISTS rtchat_send_message(bigint, bigint, text, text);
+
+-- Sends a batch of messages in one statement and one transaction (group commit: the
+-- writer task in src/sends.rs collects the sends queued meanwhile). Input is parallel
+-- arrays, one entry per send, in arrival order. Locks the chats in ascending id order (then
+-- users ascending, in rtchat_append_events: rtchat's one lock order), reads the members after
+-- the locks, answers a repeated client_id with the original (status 'repeat'; a repeat of a
+-- send earlier in the same batch too), inserts the new messages in arrival order (so ids grow
+-- with it inside each chat), and appends `new_message` for every member. The payload is the
+-- Message JSON of the REST API (src/model.rs); the delivery property test compares the two.
+-- One row per send, by its 1-based position `ord`.
 -- status: 'created' | 'repeat' | 'not_found' | 'inactive'.
-CREATE OR REPLACE FUNCTION rtchat_send_message(
-    p_chat bigint, p_sender bigint, p_text text, p_client_id text
-) RETURNS TABLE (status text, message_id bigint, created_at timestamptz, payload text,
+CREATE OR REPLACE FUNCTION rtchat_send_messages(
+    p_chats bigint[], p_senders bigint[], p_texts text[], p_client_ids text[]
+) RETURNS TABLE (ord int, status text, message_id bigint, created_at timestamptz, payload text,
                  users bigint[], seqs bigint[])
 LANGUAGE plpgsql AS $fn$
 #variable_conflict use_column
 DECLARE
-    v_active boolean;
-    v_members bigint[];
-    v_id bigint;
-    v_created timestamptz;
-    v_payload text;
+    v_chat bigint;
+    v_status text[];
+    v_prev bigint[];
+    v_new_ords int[];
+    v_new_ids bigint[];
+    v_new_created timestamptz[];
+    v_payloads text[];
+    v_users bigint[];
+    v_index int[];
 BEGIN
-    UPDATE chats SET last_activity_at = now() WHERE id = p_chat RETURNING is_active INTO v_active;
-    IF NOT FOUND THEN
-        RETURN QUERY SELECT 'not_found', NULL::bigint, NULL::timestamptz, NULL::text, NULL::bigint[], NULL::bigint[];
-        RETURN;
-    END IF;
-    -- A new statement, so a new snapshot taken after the lock: it sees every membership
-    -- change, as those take the same lock.
-    v_members := ARRAY(SELECT m.user_id FROM chat_members m WHERE m.chat_id = p_chat ORDER BY m.user_id);
-    IF NOT (p_sender = ANY (v_members)) THEN
-        RETURN QUERY SELECT 'not_found', NULL::bigint, NULL::timestamptz, NULL::text, NULL::bigint[], NULL::bigint[];
-        RETURN;
-    END IF;
-    IF p_client_id IS NOT NULL THEN
-        -- Any earlier send with this client_id committed before we got the chat lock.
-        SELECT m.id INTO v_id FROM messages m
-        WHERE m.chat_id = p_chat AND m.sender_id = p_sender AND m.client_id = p_client_id;
-        IF FOUND THEN
-            RETURN QUERY SELECT 'repeat', v_id, NULL::timestamptz, NULL::text, NULL::bigint[], NULL::bigint[];
-            RETURN;
-        END IF;
-    END IF;
-    IF NOT v_active THEN
-        RETURN QUERY SELECT 'inactive', NULL::bigint, NULL::timestamptz, NULL::text, NULL::bigint[], NULL::bigint[];
-        RETURN;
-    END IF;
-    INSERT INTO messages (chat_id, sender_id, text, client_id)
-    VALUES (p_chat, p_sender, p_text, p_client_id)
-    RETURNING id, created_at INTO v_id, v_created;
-    v_payload := json_build_object(
-        'id', v_id, 'chat_id', p_chat, 'sender_id', p_sender, 'text', p_text,
-        'created_at', to_char(v_created AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-        'edited_at', NULL, 'client_id', p_client_id)::text;
+    -- The chat rows, one at a time in ascending id order: concurrent batches (and the other
+    -- writers, which lock one chat then users) never wait on each other in a cycle.
+    FOR v_chat IN SELECT DISTINCT c FROM unnest(p_chats) AS c ORDER BY 1 LOOP
+        UPDATE chats SET last_activity_at = now() WHERE id = v_chat;
+    END LOOP;
+
+    -- New statements from here on, so new snapshots taken after the locks: they see every
+    -- membership change and every earlier send of a client_id, as those take the same locks.
+    SELECT array_agg(j.status ORDER BY j.ord), array_agg(j.prev ORDER BY j.ord)
+    INTO v_status, v_prev
+    FROM (
+        SELECT r.ord,
+               CASE
+                   WHEN c.id IS NULL OR m.user_id IS NULL THEN 'not_found'
+                   WHEN p.id IS NOT NULL THEN 'repeat'
+                   WHEN NOT c.is_active THEN 'inactive'
+                   -- The same client_id earlier in this batch: a repeat of that one.
+                   WHEN r.client_id IS NOT NULL AND r.ord > min(r.ord) OVER (
+                        PARTITION BY r.chat, r.sender, r.client_id) THEN 'repeat_in_batch'
+                   ELSE 'created'
+               END AS status,
+               p.id AS prev
+        FROM unnest(p_chats, p_senders, p_client_ids) WITH ORDINALITY AS r(chat, sender, client_id, ord)
+        LEFT JOIN chats c ON c.id = r.chat
+        LEFT JOIN chat_members m ON m.chat_id = r.chat AND m.user_id = r.sender
+        LEFT JOIN messages p ON p.chat_id = r.chat AND p.sender_id = r.sender AND p.client_id = r.client_id
+    ) j;
+
+    -- The new messages in arrival order: the identity hands out ids in the order the rows
+    -- come, so the k-th new id belongs to the k-th new send.
+    v_new_ords := ARRAY(SELECT i FROM generate_subscripts(v_status, 1) AS i
+                        WHERE v_status[i] = 'created' ORDER BY i);
+    WITH inserted AS (
+        INSERT INTO messages (chat_id, sender_id, text, client_id)
+        SELECT p_chats[i], p_senders[i], p_texts[i], p_client_ids[i]
+        FROM unnest(v_new_ords) WITH ORDINALITY AS x(i, k) ORDER BY k
+        RETURNING id, created_at
+    )
+    SELECT array_agg(id ORDER BY id), array_agg(created_at ORDER BY id)
+    INTO v_new_ids, v_new_created FROM inserted;
+
+    v_payloads := ARRAY(
+        SELECT json_build_object(
+            'id', v_new_ids[k], 'chat_id', p_chats[i], 'sender_id', p_senders[i],
+            'text', p_texts[i],
+            'created_at', to_char(v_new_created[k] AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+            'edited_at', NULL, 'client_id', p_client_ids[i])::text
+        FROM unnest(v_new_ords) WITH ORDINALITY AS x(i, k) ORDER BY k);
+
+    -- Every member of each new message's chat, message by message.
+    SELECT array_agg(m.user_id ORDER BY x.k, m.user_id), array_agg(x.k::int ORDER BY x.k, m.user_id)
+    INTO v_users, v_index
+    FROM unnest(v_new_ords) WITH ORDINALITY AS x(i, k)
+    JOIN chat_members m ON m.chat_id = p_chats[x.i];
+
     RETURN QUERY
-    SELECT 'created', v_id, v_created, v_payload,
-           array_agg(a.user_id ORDER BY a.user_id), array_agg(a.seq ORDER BY a.user_id)
-    FROM rtchat_append_events(ARRAY['new_message'], ARRAY[v_payload], v_members,
-                              array_fill(1, ARRAY[cardinality(v_members)])) a;
+    WITH appended AS (
+        SELECT a.event_index AS k, array_agg(a.user_id ORDER BY a.user_id) AS users,
+               array_agg(a.seq ORDER BY a.user_id) AS seqs
+        FROM rtchat_append_events(array_fill('new_message'::text, ARRAY[cardinality(v_new_ords)]),
+                                  v_payloads, v_users, v_index) a
+        WHERE cardinality(v_new_ords) > 0
+        GROUP BY a.event_index
+    ),
+    created AS (
+        SELECT x.i AS ord, x.k, v_new_ids[x.k] AS id
+        FROM unnest(v_new_ords) WITH ORDINALITY AS x(i, k)
+    )
+    SELECT s.i::int,
+           CASE WHEN v_status[s.i] = 'repeat_in_batch' THEN 'repeat' ELSE v_status[s.i] END,
+           CASE v_status[s.i]
+               WHEN 'created' THEN v_new_ids[cr.k]
+               WHEN 'repeat' THEN v_prev[s.i]
+               WHEN 'repeat_in_batch' THEN (
+                   SELECT c2.id FROM created c2
+                   WHERE p_chats[c2.ord] = p_chats[s.i] AND p_senders[c2.ord] = p_senders[s.i]
+                     AND p_client_ids[c2.ord] = p_client_ids[s.i])
+           END,
+           v_new_created[cr.k], v_payloads[cr.k], ap.users, ap.seqs
+    FROM generate_subscripts(v_status, 1) AS s(i)
+    LEFT JOIN created cr ON cr.ord = s.i
+    LEFT JOIN appended ap ON ap.k = cr.k
+    ORDER BY s.i;
 END
 $fn$;
 

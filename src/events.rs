@@ -92,15 +92,11 @@ impl Outbox {
         Ok(())
     }
 
-    /// An outbox for an event a database function already appended and committed.
-    pub fn committed(kind: EventType, payload: String, deliveries: Vec<(i64, i64)>) -> Outbox {
+    /// An outbox for events a database function already appended and committed.
+    pub fn from_committed(events: Vec<Appended>) -> Outbox {
         Outbox {
             staged: Vec::new(),
-            events: vec![Appended {
-                kind: kind.as_str(),
-                payload: payload.into(),
-                deliveries,
-            }],
+            events,
         }
     }
 

@@ -16,6 +16,7 @@ pub mod model;
 pub mod notify;
 pub mod revocation;
 pub mod router;
+pub mod sends;
 pub mod server;
 pub mod state;
 pub mod ws;

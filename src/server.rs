@@ -22,6 +22,7 @@ use crate::limits::{self, Limits};
 use crate::metrics::Metrics;
 use crate::notify::{self, Notifier};
 use crate::revocation::Revoked;
+use crate::sends::{self, SendQueue};
 use crate::state::AppState;
 use crate::{db, events, router};
 
@@ -54,6 +55,8 @@ pub async fn run(
         tokio::spawn(notify::run_listener(state.clone(), database_url)),
         tokio::spawn(notify::run_sweep(state.clone())),
     ];
+    // Not with the rest: requests still draining after shutdown wait for them.
+    let writers = sends::spawn_writers(&state);
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -119,6 +122,9 @@ pub async fn run(
     {
         tracing::warn!("HTTP connections still open after the grace period");
     }
+    for task in &writers {
+        task.abort();
+    }
     sessions.close();
     if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
         tracing::warn!("WebSocket sessions still open after the grace period");
@@ -157,6 +163,7 @@ async fn build_state(config: Config) -> Result<Arc<AppState>, String> {
         auth: Auth::new(secret.as_bytes(), config.token_ttl),
         pool,
         hub: Arc::new(Hub::default()),
+        sends: SendQueue::default(),
         notifier: Notifier::new(rand::random()),
         limits: Limits::new(&config),
         revoked,

@@ -15,12 +15,15 @@ use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::revocation::Revoked;
+use crate::sends::SendQueue;
 
 pub struct AppState {
     pub config: Config,
     pub pool: Pool,
     pub auth: Auth,
     pub hub: Arc<Hub>,
+    /// Message sends waiting for their batch (group commit).
+    pub sends: SendQueue,
     /// Hints for the other processes sharing the database.
     pub notifier: Notifier,
     /// Rate limiters.

@@ -11,6 +11,7 @@ use crate::http::chats::{is_member, lock_chat};
 use crate::http::users::{DEFAULT_PAGE, MAX_PAGE};
 use crate::http::{created, no_content, ok, Ctx};
 use crate::model::{Message, MESSAGE_COLUMNS};
+use crate::sends::{NewMessage, Sent};
 
 /// Message text: 1..=4096 characters.
 pub const MAX_TEXT_CHARS: usize = 4096;
@@ -57,58 +58,48 @@ pub async fn send_message(ctx: Ctx) -> ApiResult<Response<Body>> {
         }
     }
 
-    // One statement, one round trip, its own transaction: see rtchat_send_message in
-    // schema.sql (lock the chat, check membership and client_id, insert, append events).
-    let client = ctx.state.db().await?;
-    let statement = client
-        .prepare_cached(
-            "SELECT status, message_id, created_at, payload, users, seqs
-             FROM rtchat_send_message($1, $2, $3, $4)",
-        )
+    // Group commit: the send joins the next batch (src/sends.rs, rtchat_send_messages in
+    // schema.sql), which also hands its event to the sockets.
+    let sent = ctx
+        .state
+        .sends
+        .send(NewMessage {
+            chat_id,
+            sender_id: caller.user_id,
+            text: body.text,
+            client_id: body.client_id,
+        })
         .await?;
-    let row = client
-        .query_one(
-            &statement,
-            &[&chat_id, &caller.user_id, &body.text, &body.client_id],
-        )
-        .await?;
-    let status: &str = row.get(0);
-    match status {
-        "not_found" => Err(ApiError::NotFound("chat")),
-        "inactive" => Err(ApiError::ChatInactive),
-        "repeat" => {
+    match sent {
+        Sent::NotFound => Err(ApiError::NotFound("chat")),
+        Sent::Inactive => Err(ApiError::ChatInactive),
+        Sent::Repeat(id) => {
             // The original, as it is now (it may have been edited since).
+            let client = ctx.state.db().await?;
             let statement = client
                 .prepare_cached(&format!(
                     "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1"
                 ))
                 .await?;
             let original = client
-                .query_opt(&statement, &[&row.get::<_, i64>(1)])
+                .query_opt(&statement, &[&id])
                 .await?
                 .ok_or(ApiError::NotFound("message"))?;
             ok(&Message::from_row(&original))
         }
-        _ => {
-            let message = Message {
-                id: row.get(1),
-                chat_id,
-                sender_id: caller.user_id,
-                text: body.text,
-                created_at: row.get(2),
-                edited_at: None,
-                client_id: body.client_id,
-            };
-            let users: Vec<i64> = row.get(4);
-            let seqs: Vec<i64> = row.get(5);
-            let payload: String = row.get(3);
-            ctx.state.publish(Outbox::committed(
-                EventType::NewMessage,
-                payload,
-                users.into_iter().zip(seqs).collect(),
-            ));
-            created(&message)
-        }
+        Sent::Created {
+            message,
+            id,
+            created_at,
+        } => created(&Message {
+            id,
+            chat_id,
+            sender_id: message.sender_id,
+            text: message.text,
+            created_at,
+            edited_at: None,
+            client_id: message.client_id,
+        }),
     }
 }
 

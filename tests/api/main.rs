@@ -2,6 +2,7 @@
 //! PostgreSQL (a throwaway cluster, or `TEST_DATABASE_URL`), a fresh database per test.
 
 mod auth;
+mod batches;
 mod chats;
 mod conformance;
 mod delivery;
