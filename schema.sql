@@ -210,7 +210,6 @@ CREATE OR REPLACE FUNCTION rtchat_send_messages(
 LANGUAGE plpgsql AS $fn$
 #variable_conflict use_column
 DECLARE
-    v_chat bigint;
     v_status text[];
     v_prev bigint[];
     v_new_ords int[];
@@ -220,11 +219,10 @@ DECLARE
     v_users bigint[];
     v_index int[];
 BEGIN
-    -- The chat rows, one at a time in ascending id order: concurrent batches (and the other
-    -- writers, which lock one chat then users) never wait on each other in a cycle.
-    FOR v_chat IN SELECT DISTINCT c FROM unnest(p_chats) AS c ORDER BY 1 LOOP
-        UPDATE chats SET last_activity_at = now() WHERE id = v_chat;
-    END LOOP;
+    -- The chat rows, locked in ascending id order (the lock every change of a chat or its
+    -- members takes): concurrent batches, and the other writers, which lock one chat then
+    -- users, never wait on each other in a cycle.
+    PERFORM 1 FROM chats WHERE id = ANY (p_chats) ORDER BY id FOR NO KEY UPDATE;
 
     -- New statements from here on, so new snapshots taken after the locks: they see every
     -- membership change and every earlier send of a client_id, as those take the same locks.
@@ -260,6 +258,9 @@ BEGIN
     )
     SELECT array_agg(id ORDER BY id), array_agg(created_at ORDER BY id)
     INTO v_new_ids, v_new_created FROM inserted;
+    -- GET /chats sorts by activity: only chats that got a message move up.
+    UPDATE chats SET last_activity_at = now()
+    WHERE id = ANY (ARRAY(SELECT p_chats[i] FROM unnest(v_new_ords) AS i));
 
     v_payloads := ARRAY(
         SELECT json_build_object(

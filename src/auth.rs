@@ -1,7 +1,8 @@
 //! Credentials: argon2id password hashes (computed off the async runtime) and HS256 access
 //! tokens (`sub`, `iat`, `exp`). Where a token is taken from a request lives in `http`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -23,6 +24,12 @@ pub const MAX_TOKEN_LEN: usize = 4096;
 
 /// Clock leeway when checking `exp`: the contract allows at most 60 s.
 const EXP_LEEWAY_SECS: u64 = 60;
+
+/// Tokens remembered as verified. Checking a signature (HMAC-SHA256, base64, claims JSON)
+/// was 18 % of a message send's server instructions; a client presents the same token on
+/// every request for its lifetime, so one verification serves them all. 8,192 entries of
+/// ~300 bytes is ~2.5 MiB; when full, the cache starts over (every client re-verifies once).
+const VERIFIED_CACHE: usize = 8192;
 
 /// The claims of an rtchat access token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -52,6 +59,9 @@ pub struct Auth {
     validation: Validation,
     ttl: Duration,
     hash_permits: Arc<Semaphore>,
+    /// Tokens whose signature and claims were verified, by their exact text. Only what a
+    /// token says is cached: expiry is checked on every use, revocation by the caller.
+    verified: Mutex<HashMap<Box<str>, Caller>>,
     /// A hash of a random password, checked when the email is unknown so that a login for an
     /// unknown email costs the same time as a wrong password (no account enumeration).
     dummy_hash: OnceCell<String>,
@@ -68,6 +78,7 @@ impl Auth {
             validation,
             ttl,
             hash_permits: Arc::new(Semaphore::new(HASH_CONCURRENCY)),
+            verified: Mutex::new(HashMap::new()),
             dummy_hash: OnceCell::new(),
         }
     }
@@ -95,6 +106,29 @@ impl Auth {
         if token.len() > MAX_TOKEN_LEN {
             return Err(ApiError::Unauthorized("the token is too long"));
         }
+        let cached = self
+            .verified
+            .lock()
+            .expect("token cache lock poisoned")
+            .get(token)
+            .copied();
+        if let Some(caller) = cached {
+            // The same rule as jsonwebtoken's: expired once now > exp + leeway.
+            if unix_now() > caller.expires_at.saturating_add(EXP_LEEWAY_SECS) {
+                return Err(ApiError::Unauthorized("the token has expired"));
+            }
+            return Ok(caller);
+        }
+        let caller = self.verify_signature(token)?;
+        let mut verified = self.verified.lock().expect("token cache lock poisoned");
+        if verified.len() >= VERIFIED_CACHE {
+            verified.clear();
+        }
+        verified.insert(token.into(), caller);
+        Ok(caller)
+    }
+
+    fn verify_signature(&self, token: &str) -> Result<Caller, ApiError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
@@ -224,5 +258,47 @@ mod tests {
         let token =
             "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiIxIiwiaWF0IjowLCJleHAiOjk5OTk5OTk5OTl9.";
         assert!(auth.verify(token).is_err());
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_the_memory_is_bounded() {
+        let auth = Auth::new(b"0123456789abcdef0123", Duration::from_secs(60));
+        let token = auth.issue(42, 7).unwrap();
+        assert_eq!(auth.verify(&token).unwrap().user_id, 42);
+        assert_eq!(
+            auth.verified.lock().unwrap().len(),
+            1,
+            "verified once, remembered"
+        );
+        // Time passes beyond exp + leeway while the token sits in the cache.
+        auth.verified
+            .lock()
+            .unwrap()
+            .get_mut(token.as_str())
+            .unwrap()
+            .expires_at = unix_now() - EXP_LEEWAY_SECS - 1;
+        assert!(matches!(
+            auth.verify(&token),
+            Err(ApiError::Unauthorized("the token has expired"))
+        ));
+        // Within the leeway it still works, as jsonwebtoken's own check says.
+        auth.verified
+            .lock()
+            .unwrap()
+            .get_mut(token.as_str())
+            .unwrap()
+            .expires_at = unix_now() - EXP_LEEWAY_SECS + 5;
+        assert!(auth.verify(&token).is_ok());
+        // A forged token is never remembered.
+        // One character of the signature changed (not the last, whose low bits are padding).
+        let at = token.len() - 10;
+        let swap = if &token[at..at + 1] == "A" { "B" } else { "A" };
+        let forged = format!("{}{swap}{}", &token[..at], &token[at + 1..]);
+        assert!(auth.verify(&forged).is_err());
+        assert!(!auth.verified.lock().unwrap().contains_key(forged.as_str()));
+        for user in 0..VERIFIED_CACHE as i64 + 10 {
+            auth.verify(&auth.issue(user + 1, 1).unwrap()).unwrap();
+        }
+        assert!(auth.verified.lock().unwrap().len() <= VERIFIED_CACHE);
     }
 }

@@ -45,6 +45,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "RTCHAT_DB_POOL_SIZE", default: "16", help: "PostgreSQL connections per process" },
     Setting { name: "RTCHAT_MAX_CONNECTIONS", default: "10000", help: "open TCP connections (HTTP and WebSocket) per process; more wait in the accept queue" },
     Setting { name: "RTCHAT_HEARTBEAT_SECS", default: "25", help: "WebSocket ping interval; a client silent for two intervals is dropped" },
+    Setting { name: "RTCHAT_SEND_WRITERS", default: "1", help: "tasks committing batches of message sends (group commit), each on its own database connection" },
     Setting { name: "RTCHAT_WS_QUEUE", default: "1024", help: "frames queued per socket before a slow reader is closed with 1013" },
     Setting { name: "RTCHAT_SWEEP_SECS", default: "5", help: "how often sockets are checked against the log, in case a cross-process hint was lost" },
     Setting { name: "RTCHAT_EVENT_RETENTION_DAYS", default: "30", help: "how long the event log keeps events for `since` replay" },
@@ -84,6 +85,8 @@ pub struct Config {
     pub max_connections: usize,
     /// Interval of server pings on WebSockets.
     pub heartbeat: Duration,
+    /// Writer tasks committing batches of message sends (src/sends.rs).
+    pub send_writers: usize,
     /// Frames a socket may have queued before it is closed as a slow reader.
     pub ws_queue: usize,
     /// How often connected users are compared with the log (the safety net for lost hints).
@@ -162,6 +165,7 @@ impl Config {
             db_pool_size: ranged(&get, "RTCHAT_DB_POOL_SIZE", 16, 1, 1000)? as usize,
             max_connections: ranged(&get, "RTCHAT_MAX_CONNECTIONS", 10_000, 1, 1_000_000)? as usize,
             heartbeat: Duration::from_secs(ranged(&get, "RTCHAT_HEARTBEAT_SECS", 25, 1, 3600)?),
+            send_writers: ranged(&get, "RTCHAT_SEND_WRITERS", 1, 1, 16)? as usize,
             ws_queue: ranged(&get, "RTCHAT_WS_QUEUE", 1024, 1, 1_000_000)? as usize,
             sweep_interval: Duration::from_secs(ranged(&get, "RTCHAT_SWEEP_SECS", 5, 1, 3600)?),
             event_retention: Duration::from_secs(

@@ -33,11 +33,6 @@ pub const SEND_QUEUE: usize = 4096;
 /// batch of 2-member sends runs ~15 ms in PostgreSQL, well past the flush it shares.
 pub const MAX_BATCH: usize = 128;
 
-/// Writer tasks. Two, so that one batch runs while the previous one waits for its WAL flush
-/// (they take locks in one order, so they never deadlock each other: chats ascending, then
-/// users ascending).
-pub const WRITERS: usize = 2;
-
 /// One send as the handler validated it.
 #[derive(Debug)]
 pub struct NewMessage {
@@ -101,8 +96,11 @@ impl SendQueue {
     }
 }
 
-/// Starts the writer tasks. Abort them only after the HTTP requests drained: a handler
-/// waiting for its batch answers 503 once the writers are gone.
+/// Starts `config.send_writers` writer tasks. With more than one, a batch can run while
+/// another waits for its WAL flush; they take locks in one order (chats ascending, then
+/// users ascending), so they never deadlock each other, but batches sharing users wait for
+/// each other's commit. Abort them only after the HTTP requests drained: a handler waiting
+/// for its batch answers 503 once the writers are gone.
 pub fn spawn_writers(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
     let rx = state
         .sends
@@ -112,7 +110,7 @@ pub fn spawn_writers(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> 
         .take()
         .expect("the writers are started once");
     let rx = Arc::new(Mutex::new(rx));
-    (0..WRITERS)
+    (0..state.config.send_writers)
         .map(|_| tokio::spawn(run_writer(state.clone(), rx.clone())))
         .collect()
 }
