@@ -46,11 +46,7 @@ pub struct NewMessage {
 #[derive(Debug)]
 pub enum Sent {
     /// A new message; its `new_message` event is committed and handed to the sockets.
-    Created {
-        message: NewMessage,
-        id: i64,
-        created_at: DateTime<Utc>,
-    },
+    Created { id: i64, created_at: DateTime<Utc> },
     /// This sender sent this `client_id` to this chat before: the original's id.
     Repeat(i64),
     /// The chat does not exist or the sender is not a member.
@@ -125,18 +121,29 @@ async fn run_writer(state: Arc<AppState>, rx: Arc<Mutex<mpsc::Receiver<Queued>>>
         }
         let (messages, replies): (Vec<NewMessage>, Vec<_>) =
             batch.drain(..).map(|q| (q.message, q.reply)).unzip();
-        match write(&state, messages).await {
-            Ok(outcomes) => {
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome)); // the client may have gone: fine
+        let outcomes = match write(&state, &messages).await {
+            // A failure that is not the database going away may be one send's doing: each
+            // send then goes alone, so one cannot fail the others.
+            Err(ApiError::Internal(why)) if messages.len() > 1 => {
+                tracing::warn!(error = %why, sends = messages.len(), "a batch failed: sending one by one");
+                let mut outcomes = Vec::with_capacity(messages.len());
+                for message in &messages {
+                    outcomes.push(
+                        write(&state, std::slice::from_ref(message))
+                            .await
+                            .map(|mut o| o.remove(0)),
+                    );
                 }
+                outcomes
             }
             Err(e) => {
                 let why = format!("{e:?}");
-                for reply in replies {
-                    let _ = reply.send(Err(copy_error(&e, &why)));
-                }
+                messages.iter().map(|_| Err(copy_error(&e, &why))).collect()
             }
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        };
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
+            let _ = reply.send(outcome); // the client may have gone: fine
         }
     }
 }
@@ -152,7 +159,7 @@ fn copy_error(e: &ApiError, why: &str) -> ApiError {
 
 /// Commits one batch, hands its events to the sockets, and returns each send's outcome in
 /// the batch's order.
-async fn write(state: &AppState, messages: Vec<NewMessage>) -> Result<Vec<Sent>, ApiError> {
+async fn write(state: &AppState, messages: &[NewMessage]) -> Result<Vec<Sent>, ApiError> {
     let chats: Vec<i64> = messages.iter().map(|m| m.chat_id).collect();
     let senders: Vec<i64> = messages.iter().map(|m| m.sender_id).collect();
     let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
@@ -180,7 +187,7 @@ async fn write(state: &AppState, messages: Vec<NewMessage>) -> Result<Vec<Sent>,
     let mut appended = Vec::new();
     let mut outcomes = Vec::with_capacity(messages.len());
     // Rows come ordered by `ord`, one per send.
-    for (row, message) in rows.iter().zip(messages) {
+    for row in &rows {
         let outcome = match row.get::<_, &str>(1) {
             "created" => {
                 let users: Vec<i64> = row.get(5);
@@ -191,7 +198,6 @@ async fn write(state: &AppState, messages: Vec<NewMessage>) -> Result<Vec<Sent>,
                     deliveries: users.into_iter().zip(seqs).collect(),
                 });
                 Sent::Created {
-                    message,
                     id: row.get(2),
                     created_at: row.get(3),
                 }

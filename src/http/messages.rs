@@ -66,8 +66,8 @@ pub async fn send_message(ctx: Ctx) -> ApiResult<Response<Body>> {
         .send(NewMessage {
             chat_id,
             sender_id: caller.user_id,
-            text: body.text,
-            client_id: body.client_id,
+            text: body.text.clone(),
+            client_id: body.client_id.clone(),
         })
         .await?;
     match sent {
@@ -87,18 +87,14 @@ pub async fn send_message(ctx: Ctx) -> ApiResult<Response<Body>> {
                 .ok_or(ApiError::NotFound("message"))?;
             ok(&Message::from_row(&original))
         }
-        Sent::Created {
-            message,
-            id,
-            created_at,
-        } => created(&Message {
+        Sent::Created { id, created_at } => created(&Message {
             id,
             chat_id,
-            sender_id: message.sender_id,
-            text: message.text,
+            sender_id: caller.user_id,
+            text: body.text,
             created_at,
             edited_at: None,
-            client_id: message.client_id,
+            client_id: body.client_id,
         }),
     }
 }

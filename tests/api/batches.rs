@@ -273,3 +273,62 @@ async fn a_burst_of_sends_gets_each_its_own_answer_and_every_member_every_messag
         }
     }
 }
+
+#[tokio::test]
+async fn a_send_that_fails_its_batch_fails_alone() {
+    // Arrange: a database fault that only one text triggers (no request can cause one by
+    // its content today; this stands in for whatever bug might).
+    let app = TestApp::spawn().await;
+    let a = app.user("a").await;
+    let chat = app.group(&a, &[]).await;
+    let db = connect(&app.database_url).await;
+    db.batch_execute(
+        "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.text = 'poison' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER poison BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION poison();",
+    )
+    .await
+    .expect("install the fault");
+
+    // Act: the poisoned send among 30 good ones, all at once, so they share batches.
+    let path = format!("/chats/{chat}/messages");
+    let texts: Vec<String> = (0..31)
+        .map(|i| {
+            if i == 15 {
+                "poison".into()
+            } else {
+                format!("good {i}")
+            }
+        })
+        .collect();
+    let client = &app;
+    let replies = futures_util::future::join_all(texts.iter().map(|text| {
+        let path = &path;
+        let token = &a.token;
+        async move { client.post(path, token, json!({ "text": text })).await }
+    }))
+    .await;
+
+    // Assert: the good ones are all sent, once each; the poisoned one is a 500.
+    for (text, reply) in texts.iter().zip(&replies) {
+        if text == "poison" {
+            assert_error(reply, 500, "internal_error");
+        } else {
+            assert_eq!(reply.status, 201, "{text}: {reply:?}");
+        }
+    }
+    let events = events_of(&app, &a).await;
+    let mut sent: Vec<&str> = events
+        .iter()
+        .filter(|(_, kind, _)| kind == "new_message")
+        .map(|(_, _, p)| p["text"].as_str().expect("text"))
+        .collect();
+    sent.sort();
+    let mut want: Vec<&str> = texts
+        .iter()
+        .map(String::as_str)
+        .filter(|t| *t != "poison")
+        .collect();
+    want.sort();
+    assert_eq!(sent, want);
+}
