@@ -2,6 +2,8 @@
 //!
 //! Data flows one way: request → `router` → a handler in `http` → one database transaction
 //! that also appends to the event log (`events`) → commit → `hub` → WebSocket sessions (`ws`).
+//! Message sends take that path in batches: the handler queues them for `sends`, whose writer
+//! commits a batch in one transaction and hands its events to the hub.
 
 pub mod auth;
 pub mod config;
