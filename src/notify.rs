@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::hub::Hub;
+use crate::hub::{FrameTemplate, Hub};
 use crate::state::AppState;
 
 /// The channel every rtchat process listens on.
@@ -293,15 +293,17 @@ async fn handle(state: &AppState, payloads: &[String]) {
     let users: Vec<i64> = fetch.iter().map(|(u, _, _)| *u).collect();
     let afters: Vec<i64> = fetch.iter().map(|(_, a, _)| *a).collect();
     let uptos: Vec<i64> = fetch.iter().map(|(_, _, u)| *u).collect();
+    // One row per event, with the hinted users that have it: the payload crosses the wire
+    // and is decoded once, not once per recipient.
     let rows = async {
         let client = state.db().await?;
         let statement = client
             .prepare_cached(
-                "SELECT ue.user_id, ue.seq, e.type, e.payload
+                "SELECT e.type, e.payload, array_agg(ue.user_id), array_agg(ue.seq)
                  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS w(user_id, after, upto)
                  JOIN user_events ue ON ue.user_id = w.user_id AND ue.seq > w.after AND ue.seq <= w.upto
                  JOIN events e ON e.id = ue.event_id
-                 ORDER BY ue.user_id, ue.seq",
+                 GROUP BY e.id",
             )
             .await?;
         Ok::<_, crate::error::ApiError>(client.query(&statement, &[&users, &afters, &uptos]).await?)
@@ -309,15 +311,22 @@ async fn handle(state: &AppState, payloads: &[String]) {
     .await;
     match rows {
         Ok(rows) => {
-            for row in rows {
-                let (user, seq, kind, payload): (i64, i64, &str, &str) =
+            let mut events = Vec::new();
+            for row in &rows {
+                let (kind, payload, users, seqs): (&str, &str, Vec<i64>, Vec<i64>) =
                     (row.get(0), row.get(1), row.get(2), row.get(3));
-                hub.push_event(
-                    user,
-                    seq,
-                    Utf8Bytes::from(crate::events::frame(kind, seq, payload)),
+                let template = FrameTemplate::new(kind, payload);
+                events.extend(
+                    users
+                        .into_iter()
+                        .zip(seqs)
+                        .map(|(user, seq)| (user, seq, template.frame(seq))),
                 );
             }
+            // Each user's events in seq order (a session reads the log when one is out of
+            // order). Frames are built outside the hub's lock; one lock for the batch.
+            events.sort_unstable_by_key(|(user, seq, _)| (*user, *seq));
+            hub.push_events(events);
         }
         // The sockets read the log themselves, later.
         Err(_) => hub.wake(&users),
