@@ -7,6 +7,7 @@ mod conformance;
 mod delivery;
 mod docs;
 mod errors;
+mod fanout;
 mod hostile;
 mod messages;
 mod scaleout;
