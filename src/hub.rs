@@ -6,14 +6,14 @@
 //! never an event.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::{self, Outbox};
+use crate::events::Outbox;
 
 /// What a session is handed.
 #[derive(Debug, Clone)]
@@ -43,8 +43,12 @@ struct Subscriber {
 /// The registry of this process's sessions by user.
 #[derive(Default)]
 pub struct Hub {
-    sessions: Mutex<HashMap<i64, Vec<Subscriber>>>,
+    /// Shared with `publish`, which takes what it needs under the lock and sends after it.
+    sessions: Mutex<HashMap<i64, Vec<Arc<Subscriber>>>>,
     next_id: AtomicU64,
+    /// Open sockets (entries of `sessions`), kept so that counting them is not a walk over
+    /// all of them at every upgrade.
+    sockets: AtomicUsize,
     /// Frames handed to socket queues (each counts once per socket).
     pub delivered: AtomicU64,
 }
@@ -66,7 +70,11 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         let mut sessions = self.hub.sessions.lock().expect("hub lock poisoned");
         if let Some(list) = sessions.get_mut(&self.user_id) {
+            let before = list.len();
             list.retain(|s| s.id != self.id);
+            self.hub
+                .sockets
+                .fetch_sub(before - list.len(), Ordering::Relaxed);
             if list.is_empty() {
                 sessions.remove(&self.user_id);
             }
@@ -102,7 +110,8 @@ impl Hub {
             .expect("hub lock poisoned")
             .entry(user_id)
             .or_default()
-            .push(subscriber);
+            .push(Arc::new(subscriber));
+        self.sockets.fetch_add(1, Ordering::Relaxed);
         Subscription {
             hub: self.clone(),
             id,
@@ -115,29 +124,46 @@ impl Hub {
     }
 
     /// Hands committed events to the sockets of their recipients in this process.
+    ///
+    /// The lock is held only to look up the recipients' sockets; their frames are built and
+    /// queued after it is released (a 1000-member chat builds 1000 frames).
     pub fn publish(&self, outbox: &Outbox) {
         let sessions = self.sessions.lock().expect("hub lock poisoned");
         if sessions.is_empty() {
             return;
         }
-        for event in &outbox.events {
+        let deliveries = outbox.events.iter().map(|e| e.deliveries.len()).sum();
+        // (event index, seq, end of the user's sockets in `targets`)
+        let mut recipients: Vec<(usize, i64, usize)> = Vec::with_capacity(deliveries);
+        let mut targets: Vec<Arc<Subscriber>> = Vec::with_capacity(deliveries);
+        for (index, event) in outbox.events.iter().enumerate() {
             for &(user_id, seq) in &event.deliveries {
-                let Some(list) = sessions.get(&user_id) else {
-                    continue;
-                };
-                // Serialised once per user; the user's sockets share the bytes.
-                let frame = Utf8Bytes::from(events::frame(event.kind, seq, &event.payload));
-                for s in list {
-                    self.offer(
-                        s,
-                        Push::Event {
-                            seq,
-                            frame: frame.clone(),
-                        },
-                    );
+                if let Some(list) = sessions.get(&user_id) {
+                    targets.extend(list.iter().cloned());
+                    recipients.push((index, seq, targets.len()));
                 }
             }
         }
+        drop(sessions);
+        let mut offered = 0;
+        let mut start = 0;
+        let mut template: Option<(usize, FrameTemplate)> = None;
+        for (index, seq, end) in recipients {
+            // Each event's text around the seq is written once; each user's frame is that
+            // and the seq's digits, shared by the user's sockets.
+            let template = match &mut template {
+                Some((at, template)) if *at == index => template,
+                slot => {
+                    let event = &outbox.events[index];
+                    &slot
+                        .insert((index, FrameTemplate::new(event.kind, &event.payload)))
+                        .1
+                }
+            };
+            offered += offer_event(&targets[start..end], seq, template.frame(seq));
+            start = end;
+        }
+        self.count(offered);
     }
 
     /// Tells the sessions of `user_ids` to read the log.
@@ -199,18 +225,28 @@ impl Hub {
             .collect()
     }
 
-    /// Pushes one logged event to the sockets of `user_id` (they skip what they have).
-    pub fn push_event(&self, user_id: i64, seq: i64, frame: Utf8Bytes) {
-        let sessions = self.sessions.lock().expect("hub lock poisoned");
-        for s in sessions.get(&user_id).into_iter().flatten() {
-            self.offer(
-                s,
-                Push::Event {
-                    seq,
-                    frame: frame.clone(),
-                },
-            );
+    /// Pushes logged events `(user, seq, frame)` to the sockets of their users (they skip
+    /// what they have). One lock for the batch; the pushes are queued after it is released,
+    /// in the batch's order.
+    pub fn push_events(&self, events: Vec<(i64, i64, Utf8Bytes)>) {
+        let mut targets: Vec<Arc<Subscriber>> = Vec::new();
+        let mut ends: Vec<usize> = Vec::with_capacity(events.len());
+        {
+            let sessions = self.sessions.lock().expect("hub lock poisoned");
+            for (user_id, _, _) in &events {
+                if let Some(list) = sessions.get(user_id) {
+                    targets.extend(list.iter().cloned());
+                }
+                ends.push(targets.len());
+            }
         }
+        let mut offered = 0;
+        let mut start = 0;
+        for ((_, seq, frame), end) in events.into_iter().zip(ends) {
+            offered += offer_event(&targets[start..end], seq, frame);
+            start = end;
+        }
+        self.count(offered);
     }
 
     /// The users with a socket in this process.
@@ -243,23 +279,228 @@ impl Hub {
 
     /// Open sockets in this process.
     pub fn socket_count(&self) -> usize {
-        self.sessions
-            .lock()
-            .expect("hub lock poisoned")
-            .values()
-            .map(Vec::len)
-            .sum()
+        self.sockets.load(Ordering::Relaxed)
     }
 
     fn offer(&self, s: &Subscriber, push: Push) {
-        match s.tx.try_send(push) {
-            Ok(()) => {
-                self.delivered.fetch_add(1, Ordering::Relaxed);
-            }
-            // A full queue means a reader that does not keep up: it is closed with 1013 and
-            // resumes with `since`; nobody else waits for it.
-            Err(mpsc::error::TrySendError::Full(_)) => s.overflow.cancel(),
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        if offer(s, push) {
+            self.count(1);
         }
+    }
+
+    fn count(&self, offered: u64) {
+        if offered > 0 {
+            self.delivered.fetch_add(offered, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Queues `push` for one socket; whether it was queued.
+fn offer(s: &Subscriber, push: Push) -> bool {
+    match s.tx.try_send(push) {
+        Ok(()) => true,
+        // A full queue means a reader that does not keep up: it is closed with 1013 and
+        // resumes with `since`; nobody else waits for it.
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            s.overflow.cancel();
+            false
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}
+
+/// Queues one event for the sockets of one user; how many took it. The last socket gets
+/// the frame itself: most users have one socket, and the bytes are then never shared.
+fn offer_event(sockets: &[Arc<Subscriber>], seq: i64, frame: Utf8Bytes) -> u64 {
+    let Some((last, others)) = sockets.split_last() else {
+        return 0;
+    };
+    let mut offered = 0;
+    for s in others {
+        let frame = frame.clone();
+        offered += u64::from(offer(s, Push::Event { seq, frame }));
+    }
+    offered + u64::from(offer(last, Push::Event { seq, frame }))
+}
+
+/// `{"type":"` and `","seq":`.
+const HEAD_LEN: usize = 17;
+/// `,"payload":` and `}`.
+const TAIL_LEN: usize = 12;
+
+/// One event's frame text without its seq: `{"type":"<kind>","seq":` and
+/// `,"payload":<payload>}`, written once per event, so that each recipient's frame is one
+/// allocation of exactly its size and three copies (no formatting machinery: that runs
+/// once per recipient). Byte for byte `events::frame(kind, seq, payload)`.
+pub struct FrameTemplate {
+    head: String,
+    tail: String,
+}
+
+impl FrameTemplate {
+    pub fn new(kind: &str, payload: &str) -> FrameTemplate {
+        let mut head = String::with_capacity(HEAD_LEN + kind.len());
+        head.push_str(r#"{"type":""#);
+        head.push_str(kind);
+        head.push_str(r#"","seq":"#);
+        let mut tail = String::with_capacity(TAIL_LEN + payload.len());
+        tail.push_str(r#","payload":"#);
+        tail.push_str(payload);
+        tail.push('}');
+        FrameTemplate { head, tail }
+    }
+
+    /// The frame of this event for the recipient's `seq`.
+    pub fn frame(&self, seq: i64) -> Utf8Bytes {
+        let mut digits = [0u8; 20];
+        let seq = decimal(seq, &mut digits);
+        let mut text = String::with_capacity(self.head.len() + seq.len() + self.tail.len());
+        text.push_str(&self.head);
+        // Byte by byte: cheaper than checking the digits are UTF-8 as a `&str`.
+        text.extend(seq.iter().map(|&digit| char::from(digit)));
+        text.push_str(&self.tail);
+        // Exact capacity: `Bytes` takes the buffer over without allocating again.
+        debug_assert_eq!(text.len(), text.capacity());
+        Utf8Bytes::from(text)
+    }
+}
+
+/// `n` in decimal (ASCII), written at the end of `buf` (two digits per step).
+fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
+    const PAIRS: &[u8; 200] = b"\
+        0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let mut rest = n.unsigned_abs();
+    let mut at = buf.len();
+    while rest >= 100 {
+        let pair = (rest % 100) as usize * 2;
+        rest /= 100;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if rest >= 10 {
+        let pair = rest as usize * 2;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
+        at -= 1;
+        buf[at] = b'0' + rest as u8;
+    }
+    if n < 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    &buf[at..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events;
+
+    #[test]
+    fn frames_are_byte_identical_to_events_frame() {
+        let seqs = [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            12_345,
+            999_999_999,
+            1_000_000_000,
+            i64::MAX,
+            -1,
+            -10,
+            i64::MIN,
+        ];
+        let payloads = [
+            r#"{}"#,
+            r#"{"id":1,"chat_id":2,"text":"héllo \"x\" ✓ 𝄞","sent_at":"2026-01-01T00:00:00Z"}"#,
+            "",
+            "null",
+        ];
+        let kinds = ["new_message", "read", "delete_chat", ""];
+        for kind in kinds {
+            for payload in payloads {
+                let template = FrameTemplate::new(kind, payload);
+                assert_eq!(template.head.len(), template.head.capacity());
+                assert_eq!(template.tail.len(), template.tail.capacity());
+                for seq in seqs {
+                    let expected = events::frame(kind, seq, payload);
+                    assert_eq!(template.frame(seq).as_str(), expected);
+                }
+            }
+        }
+        let mut digits = [0u8; 20];
+        let powers = (0..19).flat_map(|p| {
+            let x = 10i64.pow(p);
+            [x - 1, x, x + 1, -x + 1, -x, -x - 1]
+        });
+        for n in (-2000..2000)
+            .chain(powers)
+            .chain([i64::MAX, i64::MAX - 1, i64::MIN, i64::MIN + 1])
+        {
+            assert_eq!(decimal(n, &mut digits), n.to_string().as_bytes());
+        }
+    }
+
+    #[tokio::test]
+    async fn publish_hands_each_socket_its_users_frame_in_order() {
+        use crate::events::{Appended, EventType};
+        let hub = Arc::new(Hub::default());
+        let mut a1 = hub.subscribe(1, 10, 16);
+        let mut a2 = hub.subscribe(1, 11, 16);
+        let mut b = hub.subscribe(2, 20, 16);
+        assert_eq!(hub.socket_count(), 3);
+        let payload = r#"{"text":"hi"}"#;
+        let mut outbox = Outbox::committed(
+            EventType::NewMessage,
+            payload.to_string(),
+            vec![(1, 7), (2, 3), (3, 1)],
+        );
+        outbox.events.push(Appended {
+            kind: EventType::Read.as_str(),
+            payload: "{}".into(),
+            deliveries: vec![(2, 4)],
+        });
+        hub.publish(&outbox);
+        let expect = |rx: &mut mpsc::Receiver<Push>, seq: i64, kind: &str, payload: &str| match rx
+            .try_recv()
+        {
+            Ok(Push::Event { seq: got, frame }) => {
+                assert_eq!(got, seq);
+                assert_eq!(frame.as_str(), events::frame(kind, seq, payload));
+            }
+            other => panic!("expected event {seq}, got {other:?}"),
+        };
+        expect(&mut a1.rx, 7, "new_message", payload);
+        expect(&mut a2.rx, 7, "new_message", payload);
+        expect(&mut b.rx, 3, "new_message", payload);
+        expect(&mut b.rx, 4, "read", "{}");
+        assert!(a1.rx.try_recv().is_err() && b.rx.try_recv().is_err());
+        assert_eq!(hub.delivered.load(Ordering::Relaxed), 4);
+
+        let read = FrameTemplate::new("read", "{}");
+        hub.push_events(vec![
+            (2, 5, read.frame(5)),
+            (3, 1, read.frame(1)),
+            (2, 6, read.frame(6)),
+        ]);
+        expect(&mut b.rx, 5, "read", "{}");
+        expect(&mut b.rx, 6, "read", "{}");
+        assert_eq!(hub.delivered.load(Ordering::Relaxed), 6);
+
+        drop(a2);
+        assert_eq!(hub.socket_count(), 2);
+        assert_eq!(hub.user_socket_count(1), 1);
+        drop(a1);
+        drop(b);
+        assert_eq!(hub.socket_count(), 0);
+        assert!(hub.connected_users().is_empty());
     }
 }

@@ -14,7 +14,6 @@
 //! So a lost notification, a dropped listener connection or a PostgreSQL restart costs
 //! latency, never an event.
 
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -26,7 +25,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::hub::Hub;
+use crate::hub::{FrameTemplate, Hub};
 use crate::state::AppState;
 
 /// The channel every rtchat process listens on.
@@ -34,6 +33,10 @@ pub const CHANNEL: &str = "rtchat_events";
 
 /// PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; batches are split below that.
 const MAX_PAYLOAD: usize = 7000;
+
+/// The most one `[user,seq],` pair of an event hint can take, and how many go in one.
+const MAX_PAIR_LEN: usize = 44;
+const PAIRS_PER_HINT: usize = (MAX_PAYLOAD - 100) / MAX_PAIR_LEN;
 
 /// Backoff bounds for the listener's reconnects.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -74,9 +77,27 @@ pub struct Notifier {
 
 #[derive(Default)]
 struct Pending {
-    seqs: HashMap<i64, i64>,
+    /// `(user, seq)` as committed, duplicates included: appending is all a commit pays;
+    /// `take_payloads` keeps each user's highest, and so does `compact` when it grows.
+    seqs: Vec<(i64, i64)>,
+    /// `seqs` is compacted when it grows past this.
+    compact_at: usize,
     revoked: Vec<i64>,
     typing: Vec<(String, Vec<i64>)>,
+}
+
+/// Pending `(user, seq)`s kept before the first compaction.
+const PENDING_COMPACT_MIN: usize = 4096;
+
+impl Pending {
+    /// Sorts `seqs` by user and keeps each user's highest seq.
+    fn compact(&mut self) {
+        // Highest seq first within a user: `dedup_by_key` keeps the first of each run.
+        self.seqs
+            .sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        self.seqs.dedup_by_key(|(user, _)| *user);
+        self.compact_at = (self.seqs.len() * 2).max(PENDING_COMPACT_MIN);
+    }
 }
 
 impl Notifier {
@@ -91,9 +112,11 @@ impl Notifier {
     /// Notes that `user_id` has events up to `seq`. Never blocks, never fails.
     pub fn events(&self, deliveries: impl IntoIterator<Item = (i64, i64)>) {
         let mut pending = self.pending.lock().expect("notifier lock poisoned");
-        for (user, seq) in deliveries {
-            let entry = pending.seqs.entry(user).or_insert(seq);
-            *entry = (*entry).max(seq);
+        pending.seqs.extend(deliveries);
+        // Bounded while the sender cannot keep up (or the database is away): by about twice
+        // the number of users with pending hints.
+        if pending.seqs.len() > pending.compact_at.max(PENDING_COMPACT_MIN) {
+            pending.compact();
         }
         drop(pending);
         self.wake.notify_one();
@@ -120,23 +143,16 @@ impl Notifier {
 
     /// Turns what is pending into payloads under the size limit.
     fn take_payloads(&self) -> Vec<String> {
-        let pending = std::mem::take(&mut *self.pending.lock().expect("notifier lock poisoned"));
+        let mut pending =
+            std::mem::take(&mut *self.pending.lock().expect("notifier lock poisoned"));
+        pending.compact();
         let mut payloads = Vec::new();
-        let mut hint = Hint {
-            o: self.instance,
-            ..Hint::default()
-        };
-        let mut size = 0;
-        for (user, seq) in pending.seqs {
-            hint.e.push((user, seq));
-            size += 44; // the most one `[user,seq],` pair can take
-            if size > MAX_PAYLOAD - 100 {
-                payloads.push(serde_json::to_string(&hint).expect("hints serialise"));
-                hint.e.clear();
-                size = 0;
-            }
-        }
-        if !hint.e.is_empty() {
+        for pairs in pending.seqs.chunks(PAIRS_PER_HINT) {
+            let hint = Hint {
+                o: self.instance,
+                e: pairs.to_vec(),
+                ..Hint::default()
+            };
             payloads.push(serde_json::to_string(&hint).expect("hints serialise"));
         }
         for ids in pending.revoked.chunks(500) {
@@ -209,11 +225,17 @@ async fn listen_once(state: &Arc<AppState>, database_url: &str) -> Result<(), St
     config.connect_timeout(Duration::from_secs(5));
     let (client, mut connection) = config.connect(NoTls).await.map_err(|e| e.to_string())?;
     let (tx, mut rx) = mpsc::channel::<String>(LISTEN_QUEUE);
+    let own = state.notifier.instance;
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
             match message {
                 Ok(AsyncMessage::Notification(n)) => {
+                    // Our own hints come back too: the hub delivered those already. Dropped
+                    // here, before they are copied, queued or parsed.
+                    if origin(n.payload()) == Some(own) {
+                        continue;
+                    }
                     if tx.send(n.payload().to_string()).await.is_err() {
                         break;
                     }
@@ -250,14 +272,105 @@ async fn listen_once(state: &Arc<AppState>, database_url: &str) -> Result<(), St
     }
 }
 
+/// The sending process of a hint, read from its start without parsing the rest: `Hint`
+/// serialises `o` first (`{"o":123,...`). `None` if the payload does not start that way
+/// (then only the full parse can tell).
+fn origin(payload: &str) -> Option<u64> {
+    let rest = payload.strip_prefix(r#"{"o":"#)?;
+    let end = rest.find([',', '}'])?;
+    rest[..end].parse().ok()
+}
+
+/// A hint from its text. Event hints, the common kind (one pair per recipient), are read
+/// by hand in the exact form `take_payloads` writes (`{"o":N,"e":[[user,seq],...]}`);
+/// anything else goes through serde.
+fn parse_hint(payload: &str) -> Option<Hint> {
+    parse_events_hint(payload).or_else(|| serde_json::from_str(payload).ok())
+}
+
+fn parse_events_hint(payload: &str) -> Option<Hint> {
+    let rest = payload.strip_prefix(r#"{"o":"#)?;
+    let (origin, rest) = rest.split_once(',')?;
+    let (o, end) = json_uint(origin.as_bytes(), 0)?;
+    if end != origin.len() {
+        return None;
+    }
+    let body = rest
+        .strip_prefix(r#""e":["#)?
+        .strip_suffix("]}")?
+        .as_bytes();
+    let mut e = Vec::with_capacity(body.len() / 8);
+    let mut at = 0;
+    loop {
+        // `[user,seq]`, then `,` or the end.
+        if body.get(at) != Some(&b'[') {
+            return None;
+        }
+        let (user, next) = json_int(body, at + 1)?;
+        if body.get(next) != Some(&b',') {
+            return None;
+        }
+        let (seq, next) = json_int(body, next + 1)?;
+        if body.get(next) != Some(&b']') {
+            return None;
+        }
+        e.push((user, seq));
+        at = next + 1;
+        match body.get(at) {
+            None => break,
+            Some(b',') => at += 1,
+            Some(_) => return None,
+        }
+    }
+    Some(Hint {
+        o,
+        e,
+        ..Hint::default()
+    })
+}
+
+/// The JSON unsigned integer at `at` as serde_json writes a `u64` (digits, no leading
+/// zeros) and where it ends.
+fn json_uint(text: &[u8], start: usize) -> Option<(u64, usize)> {
+    let mut at = start;
+    let mut value: u64 = 0;
+    while let Some(&digit) = text.get(at).filter(|b| b.is_ascii_digit()) {
+        value = value
+            .checked_mul(10)?
+            .checked_add(u64::from(digit - b'0'))?;
+        at += 1;
+    }
+    let len = at - start;
+    if len == 0 || (len > 1 && text[start] == b'0') {
+        return None;
+    }
+    Some((value, at))
+}
+
+/// The JSON integer at `at` as serde_json writes an `i64` (no sign but `-`, no leading
+/// zeros) and where it ends.
+fn json_int(text: &[u8], at: usize) -> Option<(i64, usize)> {
+    let negative = text.get(at) == Some(&b'-');
+    let (magnitude, end) = json_uint(text, at + usize::from(negative))?;
+    let value = if negative {
+        0i64.checked_sub_unsigned(magnitude)?
+    } else {
+        i64::try_from(magnitude).ok()?
+    };
+    Some((value, end))
+}
+
 /// Handles a batch of hints from other processes: revocations and typing at once; for
 /// events, one query reads what the local sockets lack and the hub pushes it to them, so
 /// a message to N members on this process costs one read, not N.
 async fn handle(state: &AppState, payloads: &[String]) {
     let hub: &Hub = &state.hub;
-    let mut seqs: HashMap<i64, i64> = HashMap::new();
+    let mut seqs: Vec<(i64, i64)> = Vec::new();
     for payload in payloads {
-        let Ok(hint) = serde_json::from_str::<Hint>(payload) else {
+        if origin(payload) == Some(state.notifier.instance) {
+            continue;
+        }
+        let Some(hint) = parse_hint(payload) else {
             tracing::warn!("ignoring a malformed hint");
             continue;
         };
@@ -271,15 +384,15 @@ async fn handle(state: &AppState, payloads: &[String]) {
         if let Some((frame, users)) = hint.t {
             hub.send_ephemeral(&users, Utf8Bytes::from(frame));
         }
-        for (user, seq) in hint.e {
-            let entry = seqs.entry(user).or_insert(seq);
-            *entry = (*entry).max(seq);
-        }
+        seqs.extend(hint.e);
     }
     if seqs.is_empty() {
         return;
     }
-    let behind = hub.behind(&seqs.into_iter().collect::<Vec<_>>());
+    // Each user's highest seq.
+    seqs.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    seqs.dedup_by_key(|(user, _)| *user);
+    let behind = hub.behind(&seqs);
     // Far behind (a socket that just reconnected, a burst): that socket reads the log itself.
     let (fetch, far): (Vec<_>, Vec<_>) = behind
         .into_iter()
@@ -293,15 +406,17 @@ async fn handle(state: &AppState, payloads: &[String]) {
     let users: Vec<i64> = fetch.iter().map(|(u, _, _)| *u).collect();
     let afters: Vec<i64> = fetch.iter().map(|(_, a, _)| *a).collect();
     let uptos: Vec<i64> = fetch.iter().map(|(_, _, u)| *u).collect();
+    // One row per event, with the hinted users that have it: the payload crosses the wire
+    // and is decoded once, not once per recipient.
     let rows = async {
         let client = state.db().await?;
         let statement = client
             .prepare_cached(
-                "SELECT ue.user_id, ue.seq, e.type, e.payload
+                "SELECT e.type, e.payload, array_agg(ue.user_id), array_agg(ue.seq)
                  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS w(user_id, after, upto)
                  JOIN user_events ue ON ue.user_id = w.user_id AND ue.seq > w.after AND ue.seq <= w.upto
                  JOIN events e ON e.id = ue.event_id
-                 ORDER BY ue.user_id, ue.seq",
+                 GROUP BY e.id",
             )
             .await?;
         Ok::<_, crate::error::ApiError>(client.query(&statement, &[&users, &afters, &uptos]).await?)
@@ -309,15 +424,22 @@ async fn handle(state: &AppState, payloads: &[String]) {
     .await;
     match rows {
         Ok(rows) => {
-            for row in rows {
-                let (user, seq, kind, payload): (i64, i64, &str, &str) =
+            let mut events = Vec::new();
+            for row in &rows {
+                let (kind, payload, users, seqs): (&str, &str, Vec<i64>, Vec<i64>) =
                     (row.get(0), row.get(1), row.get(2), row.get(3));
-                hub.push_event(
-                    user,
-                    seq,
-                    Utf8Bytes::from(crate::events::frame(kind, seq, payload)),
+                let template = FrameTemplate::new(kind, payload);
+                events.extend(
+                    users
+                        .into_iter()
+                        .zip(seqs)
+                        .map(|(user, seq)| (user, seq, template.frame(seq))),
                 );
             }
+            // Each user's events in seq order (a session reads the log when one is out of
+            // order). Frames are built outside the hub's lock; one lock for the batch.
+            events.sort_unstable_by_key(|(user, seq, _)| (*user, *seq));
+            hub.push_events(events);
         }
         // The sockets read the log themselves, later.
         Err(_) => hub.wake(&users),
@@ -394,5 +516,100 @@ mod tests {
             .map(|p| serde_json::from_str::<Hint>(p).unwrap().e.len())
             .sum();
         assert_eq!(total, 5000);
+    }
+
+    #[test]
+    fn own_hints_are_recognised_without_parsing() {
+        let n = Notifier::new(u64::MAX);
+        n.events([(1, 2)]);
+        n.revoked(&[5]);
+        n.typing("{}", vec![3]);
+        let payloads = n.take_payloads();
+        assert_eq!(payloads.len(), 3);
+        for payload in &payloads {
+            assert_eq!(origin(payload), Some(u64::MAX));
+        }
+        assert_eq!(origin(r#"{"o":7}"#), Some(7));
+        assert_eq!(origin(r#"{"e":[[1,2]],"o":7}"#), None);
+        assert_eq!(origin(r#"{"o":"7"}"#), None);
+        assert_eq!(origin("not json"), None);
+    }
+
+    #[test]
+    fn pending_hints_stay_bounded_and_keep_each_users_highest_seq() {
+        let n = Notifier::new(1);
+        for round in 0..100 {
+            n.events((0..1000).map(|u| (u, round * 1000 + u)));
+            let len = n.pending.lock().unwrap().seqs.len();
+            assert!(len <= 2 * PENDING_COMPACT_MIN + 1000, "{len}");
+        }
+        let mut got: Vec<(i64, i64)> = n
+            .take_payloads()
+            .iter()
+            .flat_map(|p| serde_json::from_str::<Hint>(p).unwrap().e)
+            .collect();
+        got.sort();
+        let want: Vec<(i64, i64)> = (0..1000).map(|u| (u, 99_000 + u)).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn event_hints_read_by_hand_as_serde_reads_them() {
+        let n = Notifier::new(u64::MAX);
+        n.events((0..2000).map(|u| (u * 7919 - 5000, i64::MAX - u)));
+        n.events([(i64::MIN, i64::MIN), (i64::MAX, 0)]);
+        let payloads = n.take_payloads();
+        assert!(payloads.len() > 1);
+        let mut pairs = 0;
+        for payload in &payloads {
+            let hint: Hint = serde_json::from_str(payload).unwrap();
+            assert_eq!(payload, &serde_json::to_string(&hint).unwrap());
+            pairs += hint.e.len();
+            let fast = parse_events_hint(payload).expect("the fast path takes event hints");
+            assert_eq!(fast, hint);
+        }
+        assert_eq!(pairs, 2002);
+        for text in [
+            r#"{"o":1,"e":[[1,2]]}"#,
+            r#"{"o":0,"e":[[-1,0],[3,4]]}"#,
+            r#"{"o":18446744073709551615,"e":[[1,2]]}"#,
+            r#"{"o":5,"e":[[-9223372036854775808,9223372036854775807]]}"#,
+        ] {
+            let fast = parse_events_hint(text).unwrap();
+            assert_eq!(fast, serde_json::from_str::<Hint>(text).unwrap(), "{text}");
+        }
+        // Anything else is left to serde.
+        for text in [
+            r#"{"o":1,"e":[]}"#,
+            r#"{"o":1,"e":[[1,2]],"r":[3]}"#,
+            r#"{"o":1,"r":[3]}"#,
+            r#"{"o":1,"e":[[1,2],]}"#,
+            r#"{"o":1,"e":[[+1,2]]}"#,
+            r#"{"o":1,"e":[[01,2]]}"#,
+            r#"{"o":1,"e":[[1 ,2]]}"#,
+            r#"{"o":-1,"e":[[1,2]]}"#,
+            r#"{"o":1,"e":[[1,2,3]]}"#,
+            r#"{"o":1,"e":[[1,99999999999999999999]]}"#,
+            r#"{"o":1,"e":[[1,9223372036854775808]]}"#,
+            r#"{"o":1,"e":[[-9223372036854775809,1]]}"#,
+            r#"{"o":18446744073709551616,"e":[[1,2]]}"#,
+            r#"{"o":01,"e":[[1,2]]}"#,
+            r#"{"o":1x,"e":[[1,2]]}"#,
+            r#"{"o":1,"e":[[1,2]"#,
+            r#"{"o":1,"e":[[1,2]]]}"#,
+            r#"{"o":1,"e":[[-,2]]}"#,
+            r#"{"e":[[1,2]],"o":1}"#,
+        ] {
+            assert_eq!(parse_events_hint(text), None, "{text}");
+        }
+        assert_eq!(
+            parse_hint(r#"{"o":1,"r":[3]}"#),
+            Some(Hint {
+                o: 1,
+                r: vec![3],
+                ..Hint::default()
+            })
+        );
+        assert_eq!(parse_hint("nonsense"), None);
     }
 }

@@ -8,6 +8,7 @@ mod conformance;
 mod delivery;
 mod docs;
 mod errors;
+mod fanout;
 mod hostile;
 mod messages;
 mod scaleout;
