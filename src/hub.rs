@@ -458,16 +458,18 @@ mod tests {
         let mut b = hub.subscribe(2, 20, 16);
         assert_eq!(hub.socket_count(), 3);
         let payload = r#"{"text":"hi"}"#;
-        let mut outbox = Outbox::committed(
-            EventType::NewMessage,
-            payload.to_string(),
-            vec![(1, 7), (2, 3), (3, 1)],
-        );
-        outbox.events.push(Appended {
-            kind: EventType::Read.as_str(),
-            payload: "{}".into(),
-            deliveries: vec![(2, 4)],
-        });
+        let outbox = Outbox::from_committed(vec![
+            Appended {
+                kind: EventType::NewMessage.as_str(),
+                payload: payload.into(),
+                deliveries: vec![(1, 7), (2, 3), (3, 1)],
+            },
+            Appended {
+                kind: EventType::Read.as_str(),
+                payload: "{}".into(),
+                deliveries: vec![(2, 4)],
+            },
+        ]);
         hub.publish(&outbox);
         let expect = |rx: &mut mpsc::Receiver<Push>, seq: i64, kind: &str, payload: &str| match rx
             .try_recv()
