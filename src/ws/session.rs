@@ -13,8 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -29,8 +28,6 @@ use crate::events;
 use crate::http::chats::chat_members;
 use crate::hub::{Push, Subscription};
 use crate::state::AppState;
-
-type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
 /// Longer token lifetimes than this (ten years) are treated as this.
 const MAX_TOKEN_LIFETIME_SECS: u64 = 10 * 365 * 86_400;
@@ -58,10 +55,10 @@ enum End {
     Drop,
 }
 
-struct Session {
+struct Session<S> {
     state: Arc<AppState>,
     user_id: i64,
-    ws: Socket,
+    ws: WebSocketStream<S>,
     /// The last seq sent on this socket.
     delivered: i64,
     typing_sent: HashMap<i64, Instant>,
@@ -72,8 +69,16 @@ struct Session {
     delivered_shared: Arc<AtomicI64>,
 }
 
-/// Runs one socket until it ends.
-pub async fn run(state: Arc<AppState>, caller: Caller, since: Option<i64>, ws: Socket) {
+/// Runs one socket until it ends. `S` is the bare `TcpStream` (see `super::upgrade`), or
+/// hyper's `Upgraded` when the connection could not be unwrapped.
+pub async fn run<S>(
+    state: Arc<AppState>,
+    caller: Caller,
+    since: Option<i64>,
+    ws: WebSocketStream<S>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     // Subscribe before reading the log, so nothing committed after the read is missed.
     let subscription =
         state
@@ -113,7 +118,10 @@ pub async fn run(state: Arc<AppState>, caller: Caller, since: Option<i64>, ws: S
     }
 }
 
-impl Session {
+impl<S> Session<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     /// `ready`, then the replay after `since`.
     async fn start(&mut self, since: Option<i64>) -> Result<(), End> {
         let latest = {
