@@ -18,8 +18,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::conn::auto::upgrade::downcast;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::error::{ApiError, ApiResult, Body};
 use crate::http::{parse_query, request_token};
@@ -40,7 +39,7 @@ const WRITE_BUFFER: usize = 16 * 1024;
 /// A socket whose unsent bytes grow past this is failing to read; writes then error.
 const MAX_WRITE_BUFFER: usize = 1024 * 1024;
 
-fn ws_config() -> WebSocketConfig {
+pub(super) fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
@@ -104,8 +103,7 @@ pub async fn upgrade(
     // The socket holds its connection's slot until it closes.
     let slot = req.extensions_mut().remove::<ConnectionSlot>();
     let session_state = state.clone();
-    // Tracked separately: hyper's graceful shutdown forgets upgraded connections.
-    state.sessions.spawn(async move {
+    let task = async move {
         let _slot = slot;
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
@@ -118,29 +116,21 @@ pub async fn upgrade(
         // here, the buffer is freed at the upgrade.
         match downcast::<TokioIo<TcpStream>>(upgraded) {
             Ok(parts) => {
-                // Copied, and dropped before the session: it must not outlive the upgrade.
                 let read = parts.read_buf.to_vec();
                 drop(parts.read_buf);
-                let ws = WebSocketStream::from_partially_read(
-                    parts.io.into_inner(),
-                    read,
-                    Role::Server,
-                    Some(ws_config()),
-                )
-                .await;
-                session::run(session_state, caller, since, ws).await;
+                let io = parts.io.into_inner();
+                session::run(session_state, caller, since, io, read).await;
             }
+            // Not expected (the accept loop serves plain TCP); boxed, so that this path
+            // does not size every socket's task.
             Err(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(ws_config()),
-                )
-                .await;
-                session::run(session_state, caller, since, ws).await;
+                let io = TokioIo::new(upgraded);
+                Box::pin(session::run(session_state, caller, since, io, Vec::new())).await;
             }
         }
-    });
+    };
+    // Tracked separately: hyper's graceful shutdown forgets upgraded connections.
+    state.sessions.spawn(task);
 
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

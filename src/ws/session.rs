@@ -14,14 +14,15 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{self, ClientFrame};
+use super::ws_config;
 use crate::auth::{unix_now, Caller};
 use crate::error::ApiError;
 use crate::events;
@@ -69,52 +70,62 @@ struct Session<S> {
     delivered_shared: Arc<AtomicI64>,
 }
 
-/// Runs one socket until it ends. `S` is the bare `TcpStream` (see `super::upgrade`), or
-/// hyper's `Upgraded` when the connection could not be unwrapped.
-pub async fn run<S>(
+/// Runs one socket until it ends: `io` after the upgrade's response, with `read`, the bytes
+/// already read past the request. `S` is the bare `TcpStream` (see `super::upgrade`).
+///
+/// Not an `async fn`, and it builds the `WebSocketStream` (312 bytes) itself: an async fn's
+/// arguments stay in its future beside where its body moves them (rust-lang/rust#62958), and
+/// this future is an idle socket's largest allocation (1.2 KB of its task's 1.4 KB).
+pub fn run<S>(
     state: Arc<AppState>,
     caller: Caller,
     since: Option<i64>,
-    ws: WebSocketStream<S>,
-) where
+    io: S,
+    read: Vec<u8>,
+) -> impl std::future::Future<Output = ()> + Send
+where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    // Subscribe before reading the log, so nothing committed after the read is missed.
-    let subscription =
-        state
-            .hub
-            .subscribe(caller.user_id, caller.session_id, state.config.ws_queue);
-    let mut session = Session {
-        state,
-        user_id: caller.user_id,
-        ws,
-        delivered: 0,
-        typing_sent: HashMap::new(),
-        overflow: subscription.overflow.clone(),
-        delivered_shared: subscription.delivered.clone(),
-    };
-    // The database parts (start, catch-up, typing) are boxed: they run rarely, and unboxed
-    // their futures would size every idle socket's task for the largest of them.
-    let end = match Box::pin(session.start(since)).await {
-        Ok(()) => session.serve(subscription, caller.expires_at).await,
-        Err(end) => end,
-    };
-    if let End::Close(code, reason) = end {
-        let frame = CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
+    async move {
+        let ws =
+            WebSocketStream::from_partially_read(io, read, Role::Server, Some(ws_config())).await;
+        // Subscribe before reading the log, so nothing committed after the read is missed.
+        let subscription =
+            state
+                .hub
+                .subscribe(caller.user_id, caller.session_id, state.config.ws_queue);
+        let mut session = Session {
+            state,
+            user_id: caller.user_id,
+            ws,
+            delivered: 0,
+            typing_sent: HashMap::new(),
+            overflow: subscription.overflow.clone(),
+            delivered_shared: subscription.delivered.clone(),
         };
-        // The closing handshake: send ours, then read (and discard) until the client's
-        // close arrives. Closing the TCP socket with unread data in it would reset the
-        // connection, and the client could lose our close frame.
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-            session.ws.close(Some(frame)).await?;
-            while let Some(message) = session.ws.next().await {
-                message?;
-            }
-            Ok::<(), WsError>(())
-        })
-        .await;
+        // The database parts (start, catch-up, typing) are boxed: they run rarely, and unboxed
+        // their futures would size every idle socket's task for the largest of them.
+        let end = match Box::pin(session.start(since)).await {
+            Ok(()) => session.serve(subscription, caller.expires_at).await,
+            Err(end) => end,
+        };
+        if let End::Close(code, reason) = end {
+            let frame = CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            };
+            // The closing handshake: send ours, then read (and discard) until the client's
+            // close arrives. Closing the TCP socket with unread data in it would reset the
+            // connection, and the client could lose our close frame.
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+                session.ws.close(Some(frame)).await?;
+                while let Some(message) = session.ws.next().await {
+                    message?;
+                }
+                Ok::<(), WsError>(())
+            })
+            .await;
+        }
     }
 }
 
@@ -154,8 +165,6 @@ where
 
     async fn serve(&mut self, mut sub: Subscription, expires_at: u64) -> End {
         let heartbeat = self.state.config.heartbeat;
-        let mut ticker = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         // Capped: a token may claim any `exp`, and Instant arithmetic overflows.
         let lifetime = Duration::from_secs(
             expires_at
@@ -163,20 +172,36 @@ where
                 .min(MAX_TOKEN_LIFETIME_SECS),
         );
         let expiry = Instant::now() + lifetime;
+        // One timer for the next ping and the token's expiry, whichever comes first: a
+        // timer is ~100 bytes of every socket's task (and an `Interval` boxes one more).
+        let timer = tokio::time::sleep_until((Instant::now() + heartbeat).min(expiry));
+        tokio::pin!(timer);
         let mut last_heard = Instant::now();
         let mut window_start = Instant::now();
         let mut frames_in_window = 0u32;
         let shutdown = self.state.shutdown.clone();
 
+        // The handlers are boxed: inline, their futures (a write with its timeout, the frame
+        // just read) would size the idle socket's task for them, though they run briefly.
         loop {
             let result = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return End::Close(protocol::CLOSE_SHUTDOWN, "server shutting down"),
                 _ = sub.overflow.cancelled() => return End::Close(protocol::CLOSE_SLOW, "too slow: reconnect with since"),
-                _ = tokio::time::sleep_until(expiry) => return End::Close(protocol::CLOSE_TOKEN_EXPIRED, "token expired"),
+                _ = timer.as_mut() => {
+                    let now = Instant::now();
+                    if now >= expiry {
+                        return End::Close(protocol::CLOSE_TOKEN_EXPIRED, "token expired");
+                    }
+                    if last_heard.elapsed() > heartbeat * 2 {
+                        return End::Drop; // the client stopped answering pings
+                    }
+                    timer.as_mut().reset((now + heartbeat).min(expiry));
+                    Box::pin(self.send(Message::Ping(Default::default()))).await
+                }
                 _ = sub.revoked.cancelled() => return End::Close(protocol::CLOSE_TOKEN_EXPIRED, "session ended"),
                 push = sub.rx.recv() => match push {
-                    Some(push) => self.handle_pushes(push, &mut sub).await,
+                    Some(push) => Box::pin(self.handle_pushes(push, &mut sub)).await,
                     None => return End::Drop,
                 },
                 incoming = self.ws.next() => {
@@ -189,13 +214,7 @@ where
                     if frames_in_window > CLIENT_FRAMES_PER_WINDOW {
                         return End::Close(protocol::CLOSE_POLICY, "too many frames");
                     }
-                    self.handle_incoming(incoming).await
-                }
-                _ = ticker.tick() => {
-                    if last_heard.elapsed() > heartbeat * 2 {
-                        return End::Drop; // the client stopped answering pings
-                    }
-                    self.send(Message::Ping(Default::default())).await
+                    Box::pin(self.handle_incoming(incoming)).await
                 }
             };
             if let Err(end) = result {
