@@ -110,13 +110,14 @@ pub async fn upgrade(
             Err(e) => return tracing::debug!(error = %e, "upgrade failed"),
         };
         // The bare TcpStream, not hyper's boxed IO. Its unread bytes are a slice of hyper's
-        // 8 KiB read buffer, which `Upgraded` kept alive until its first read: after the
+        // 8-16 KiB read buffer, which `Upgraded` kept alive until its first read: after the
         // session's first database query, so thousands of them when sockets connect at once
         // (massif, 2,000 sockets: 28 MB at the peak, and RSS stays at its peak). Copied out
         // here, the buffer is freed at the upgrade.
         match downcast::<TokioIo<TcpStream>>(upgraded) {
             Ok(parts) => {
                 let read = parts.read_buf.to_vec();
+                // Now: `parts` would hold it to the end of this arm, the socket's life.
                 drop(parts.read_buf);
                 let io = parts.io.into_inner();
                 session::run(session_state, caller, since, io, read).await;

@@ -73,59 +73,50 @@ struct Session<S> {
 /// Runs one socket until it ends: `io` after the upgrade's response, with `read`, the bytes
 /// already read past the request. `S` is the bare `TcpStream` (see `super::upgrade`).
 ///
-/// Not an `async fn`, and it builds the `WebSocketStream` (312 bytes) itself: an async fn's
-/// arguments stay in its future beside where its body moves them (rust-lang/rust#62958), and
-/// this future is an idle socket's largest allocation (1.2 KB of its task's 1.4 KB).
-pub fn run<S>(
-    state: Arc<AppState>,
-    caller: Caller,
-    since: Option<i64>,
-    io: S,
-    read: Vec<u8>,
-) -> impl std::future::Future<Output = ()> + Send
+/// It builds the `WebSocketStream` (312 bytes) itself: a value handed to an async fn keeps
+/// its slot in the future beside wherever the body moves it (into `Session` here), and this
+/// future is an idle socket's largest allocation (1.2 KB of its task's 1.4 KB).
+pub async fn run<S>(state: Arc<AppState>, caller: Caller, since: Option<i64>, io: S, read: Vec<u8>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    async move {
-        let ws =
-            WebSocketStream::from_partially_read(io, read, Role::Server, Some(ws_config())).await;
-        // Subscribe before reading the log, so nothing committed after the read is missed.
-        let subscription =
-            state
-                .hub
-                .subscribe(caller.user_id, caller.session_id, state.config.ws_queue);
-        let mut session = Session {
-            state,
-            user_id: caller.user_id,
-            ws,
-            delivered: 0,
-            typing_sent: HashMap::new(),
-            overflow: subscription.overflow.clone(),
-            delivered_shared: subscription.delivered.clone(),
+    let ws = WebSocketStream::from_partially_read(io, read, Role::Server, Some(ws_config())).await;
+    // Subscribe before reading the log, so nothing committed after the read is missed.
+    let subscription =
+        state
+            .hub
+            .subscribe(caller.user_id, caller.session_id, state.config.ws_queue);
+    let mut session = Session {
+        state,
+        user_id: caller.user_id,
+        ws,
+        delivered: 0,
+        typing_sent: HashMap::new(),
+        overflow: subscription.overflow.clone(),
+        delivered_shared: subscription.delivered.clone(),
+    };
+    // The database parts (start, catch-up, typing) are boxed: they run rarely, and unboxed
+    // their futures would size every idle socket's task for the largest of them.
+    let end = match Box::pin(session.start(since)).await {
+        Ok(()) => session.serve(subscription, caller.expires_at).await,
+        Err(end) => end,
+    };
+    if let End::Close(code, reason) = end {
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
         };
-        // The database parts (start, catch-up, typing) are boxed: they run rarely, and unboxed
-        // their futures would size every idle socket's task for the largest of them.
-        let end = match Box::pin(session.start(since)).await {
-            Ok(()) => session.serve(subscription, caller.expires_at).await,
-            Err(end) => end,
-        };
-        if let End::Close(code, reason) = end {
-            let frame = CloseFrame {
-                code,
-                reason: Utf8Bytes::from_static(reason),
-            };
-            // The closing handshake: send ours, then read (and discard) until the client's
-            // close arrives. Closing the TCP socket with unread data in it would reset the
-            // connection, and the client could lose our close frame.
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-                session.ws.close(Some(frame)).await?;
-                while let Some(message) = session.ws.next().await {
-                    message?;
-                }
-                Ok::<(), WsError>(())
-            })
-            .await;
-        }
+        // The closing handshake: send ours, then read (and discard) until the client's
+        // close arrives. Closing the TCP socket with unread data in it would reset the
+        // connection, and the client could lose our close frame.
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            session.ws.close(Some(frame)).await?;
+            while let Some(message) = session.ws.next().await {
+                message?;
+            }
+            Ok::<(), WsError>(())
+        })
+        .await;
     }
 }
 
