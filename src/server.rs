@@ -11,7 +11,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -31,6 +31,12 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often retention prunes the event log.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// A connection's slot among `max_connections`, shared by its requests (an extension on
+/// each). The HTTP connection ends at a WebSocket upgrade, so the session takes the slot
+/// with it (`ws::upgrade`) and the socket counts as an open connection until it closes.
+#[derive(Clone)]
+pub struct ConnectionSlot(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
 
 /// Runs rtchat on `listener` until `shutdown` completes, then shuts down gracefully.
 /// `config.database_url` must be set (`main` starts the embedded PostgreSQL when it is not).
@@ -88,8 +94,10 @@ pub async fn run(
         };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
-        let service = service_fn(move |req| {
+        let slot = ConnectionSlot(Arc::new(permit));
+        let service = service_fn(move |mut req: hyper::Request<_>| {
             let state = state.clone();
+            req.extensions_mut().insert(slot.clone());
             async move { Ok::<_, Infallible>(router::handle(state, req, peer).await) }
         });
         let builder = builder.clone();
@@ -106,7 +114,7 @@ pub async fn run(
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-            drop(permit);
+            // The slot is free once the service (and any session it upgraded to) is gone.
         });
     }
 

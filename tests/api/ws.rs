@@ -442,3 +442,34 @@ async fn retention_prunes_a_prefix_and_old_cursors_must_resync() {
     let mut s = WsClient::connect(&app, &b.token, Some(1)).await;
     assert_eq!(s.next().await["type"], "resync_required");
 }
+
+#[tokio::test]
+async fn an_open_socket_holds_its_connection_slot() {
+    // Three slots: the test client's pooled keep-alive connection and two sockets.
+    let app = TestApp::spawn_with(|c| c.max_connections = 3).await;
+    let (a, b) = (app.user("a").await, app.user("b").await);
+    let first = WsClient::connect(&app, &a.token, None).await;
+    let _second = WsClient::connect(&app, &b.token, None).await;
+
+    // A new connection waits in the accept queue while the sockets hold every slot.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut raw = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    raw.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), raw.read_exact(&mut head))
+            .await
+            .is_err(),
+        "served while both sockets were open"
+    );
+
+    // Closing a socket frees its slot.
+    drop(first);
+    tokio::time::timeout(WAIT, raw.read_exact(&mut head))
+        .await
+        .expect("served once a socket closed")
+        .unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+}
