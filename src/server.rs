@@ -45,6 +45,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), String> {
+    warn_about_limits(&config);
     let state = build_state(config).await?;
     let sessions = state.sessions.clone();
     let grace = state.config.shutdown_grace;
@@ -138,6 +139,50 @@ pub async fn run(
         tracing::warn!("WebSocket sessions still open after the grace period");
     }
     Ok(())
+}
+
+/// Open files beyond the connections: the database pool, the LISTEN connection, the
+/// listener, logs and the embedded PostgreSQL's pipes.
+const OTHER_FILES: u64 = 64;
+
+/// Raises the soft open-file limit to the hard one (each connection is a file; the soft
+/// default is often 1,024) and warns about limits that cannot all be reached: connections
+/// beyond the open-file limit fail to be accepted, and sockets beyond `max_connections`
+/// wait in the accept queue instead of getting their 503.
+fn warn_about_limits(config: &Config) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            // SAFETY: as above.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+                limit = raised;
+            }
+        }
+        let needed = config.max_connections as u64 + config.db_pool_size as u64 + OTHER_FILES;
+        if limit.rlim_cur < needed {
+            tracing::warn!(
+                open_file_limit = limit.rlim_cur,
+                needed,
+                "RTCHAT_MAX_CONNECTIONS does not fit the open-file limit: raise `ulimit -n` or lower it"
+            );
+        }
+    }
+    if config.max_sockets >= config.max_connections {
+        tracing::warn!(
+            max_sockets = config.max_sockets,
+            max_connections = config.max_connections,
+            "RTCHAT_MAX_SOCKETS is not below RTCHAT_MAX_CONNECTIONS: sockets count as \
+             connections, so past the connection limit they wait instead of getting 503"
+        );
+    }
 }
 
 async fn build_state(config: Config) -> Result<Arc<AppState>, String> {
