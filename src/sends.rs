@@ -17,15 +17,16 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
 use crate::events::{Appended, EventType, Outbox};
 use crate::state::AppState;
 
-/// Sends waiting for a writer. Bounded so that a stalled database backs sends up into their
-/// handlers (each waits for room, holding only its own connection) instead of into memory:
-/// 4,096 sends of at most 4 KiB of text is at most 16 MiB, ~30 full batches.
+/// Sends waiting for the writers, split among their queues. Bounded so that a stalled
+/// database backs sends up into their handlers (each waits for room, holding only its own
+/// connection) instead of into memory: 4,096 sends of at most 4 KiB of text is at most
+/// 16 MiB, ~30 full batches.
 pub const SEND_QUEUE: usize = 4096;
 
 /// Most sends in one transaction. Bounds how long one batch holds its chat and user locks
@@ -60,29 +61,32 @@ struct Queued {
     reply: oneshot::Sender<Result<Sent, ApiError>>,
 }
 
-/// The handlers' end of the queue.
+/// The handlers' end of the queues: one queue per writer, and a chat's sends always go to
+/// the same one.
 pub struct SendQueue {
-    tx: mpsc::Sender<Queued>,
-    /// The writers' end, shared by them; taken once by `spawn_writers`.
-    rx: std::sync::Mutex<Option<mpsc::Receiver<Queued>>>,
-}
-
-impl Default for SendQueue {
-    fn default() -> Self {
-        let (tx, rx) = mpsc::channel(SEND_QUEUE);
-        SendQueue {
-            tx,
-            rx: std::sync::Mutex::new(Some(rx)),
-        }
-    }
+    queues: Vec<mpsc::Sender<Queued>>,
+    /// The writers' ends; taken once by `spawn_writers`.
+    writers: std::sync::Mutex<Vec<mpsc::Receiver<Queued>>>,
 }
 
 impl SendQueue {
+    /// Queues for `writers` writer tasks.
+    pub fn new(writers: usize) -> SendQueue {
+        let (queues, receivers) = (0..writers.max(1))
+            .map(|_| mpsc::channel(SEND_QUEUE / writers.max(1)))
+            .unzip();
+        SendQueue {
+            queues,
+            writers: std::sync::Mutex::new(receivers),
+        }
+    }
+
     /// Queues `message` and waits until its batch committed (or failed: then nothing of it
     /// was written, or the outcome is unknown and a retry with the same `client_id` tells).
     pub async fn send(&self, message: NewMessage) -> Result<Sent, ApiError> {
         let (reply, answer) = oneshot::channel();
-        self.tx
+        let queue = &self.queues[message.chat_id.unsigned_abs() as usize % self.queues.len()];
+        queue
             .send(Queued { message, reply })
             .await
             .map_err(|_| ApiError::Unavailable("the server is shutting down".into()))?;
@@ -92,31 +96,31 @@ impl SendQueue {
     }
 }
 
-/// Starts `config.send_writers` writer tasks. With more than one, a batch can run while
-/// another waits for its WAL flush; they take locks in one order (chats ascending, then
-/// users ascending), so they never deadlock each other, but batches sharing users wait for
-/// each other's commit. Abort them only after the HTTP requests drained: a handler waiting
-/// for its batch answers 503 once the writers are gone.
+/// Starts the writer tasks, one per queue. Chats are split among them by id, so batches of
+/// different writers share no chat; they may share users (a user in chats of both), and then
+/// one waits for the other's commit. Both take locks in one order (chats ascending, then
+/// users ascending), so they never deadlock. Abort the writers only after the HTTP requests
+/// drained: a handler waiting for its batch answers 503 once they are gone.
 pub fn spawn_writers(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
-    let rx = state
-        .sends
-        .rx
-        .lock()
-        .expect("send queue lock poisoned")
-        .take()
-        .expect("the writers are started once");
-    let rx = Arc::new(Mutex::new(rx));
-    (0..state.config.send_writers)
-        .map(|_| tokio::spawn(run_writer(state.clone(), rx.clone())))
+    let receivers = std::mem::take(
+        &mut *state
+            .sends
+            .writers
+            .lock()
+            .expect("send queue lock poisoned"),
+    );
+    assert!(!receivers.is_empty(), "the writers are started once");
+    receivers
+        .into_iter()
+        .map(|rx| tokio::spawn(run_writer(state.clone(), rx)))
         .collect()
 }
 
-async fn run_writer(state: Arc<AppState>, rx: Arc<Mutex<mpsc::Receiver<Queued>>>) {
+async fn run_writer(state: Arc<AppState>, mut rx: mpsc::Receiver<Queued>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
-        // One writer at a time waits on the queue; it takes what is there (at least one).
-        let taken = rx.lock().await.recv_many(&mut batch, MAX_BATCH).await;
-        if taken == 0 {
+        // Whatever is queued, at least one send.
+        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return; // every handle dropped
         }
         let (messages, replies): (Vec<NewMessage>, Vec<_>) =

@@ -216,7 +216,7 @@ async fn build_state(config: Config) -> Result<Arc<AppState>, String> {
         auth: Auth::new(secret.as_bytes(), config.token_ttl),
         pool,
         hub: Arc::new(Hub::default()),
-        sends: SendQueue::default(),
+        sends: SendQueue::new(config.send_writers),
         notifier: Notifier::new(rand::random()),
         limits: Limits::new(&config),
         revoked,

@@ -172,8 +172,19 @@ async fn one_batch_answers_every_kind_of_send_in_arrival_order() {
 
 #[tokio::test]
 async fn a_burst_of_sends_gets_each_its_own_answer_and_every_member_every_message_once() {
+    burst_of_sends(1).await;
+}
+
+#[tokio::test]
+async fn with_two_writers_too() {
+    // Chats split among the writers; users shared by chats of both (u1, u2 and u3 are in
+    // chats 0 to 2).
+    burst_of_sends(2).await;
+}
+
+async fn burst_of_sends(writers: usize) {
     // Arrange: four chats of three members, one of them inactive, and an outsider.
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(|c| c.send_writers = writers).await;
     let mut users = Vec::new();
     for name in ["u0", "u1", "u2", "u3", "u4", "u5"] {
         users.push(app.user(name).await);
