@@ -125,6 +125,9 @@ async fn run_writer(state: Arc<AppState>, mut rx: mpsc::Receiver<Queued>) {
         }
         let (messages, replies): (Vec<NewMessage>, Vec<_>) =
             batch.drain(..).map(|q| (q.message, q.reply)).unzip();
+        // The committed events of the batch, handed to the sockets after the replies: the
+        // senders' HTTP answers do not wait for a large chat's fan-out.
+        let mut committed = Vec::new();
         let outcomes = match write(&state, &messages).await {
             // A failure that is not the database going away may be one send's doing: each
             // send then goes alone, so one cannot fail the others.
@@ -132,11 +135,13 @@ async fn run_writer(state: Arc<AppState>, mut rx: mpsc::Receiver<Queued>) {
                 tracing::warn!(error = %why, sends = messages.len(), "a batch failed: sending one by one");
                 let mut outcomes = Vec::with_capacity(messages.len());
                 for message in &messages {
-                    outcomes.push(
-                        write(&state, std::slice::from_ref(message))
-                            .await
-                            .map(|mut o| o.remove(0)),
-                    );
+                    outcomes.push(match write(&state, std::slice::from_ref(message)).await {
+                        Ok((mut sent, events)) => {
+                            committed.extend(events);
+                            Ok(sent.remove(0))
+                        }
+                        Err(e) => Err(e),
+                    });
                 }
                 outcomes
             }
@@ -144,11 +149,16 @@ async fn run_writer(state: Arc<AppState>, mut rx: mpsc::Receiver<Queued>) {
                 let why = format!("{e:?}");
                 messages.iter().map(|_| Err(copy_error(&e, &why))).collect()
             }
-            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Ok((sent, events)) => {
+                committed = events;
+                sent.into_iter().map(Ok).collect()
+            }
         };
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             let _ = reply.send(outcome); // the client may have gone: fine
         }
+        // This writer's batches reach the hub in commit order.
+        state.publish(Outbox::from_committed(committed));
     }
 }
 
@@ -161,9 +171,12 @@ fn copy_error(e: &ApiError, why: &str) -> ApiError {
     }
 }
 
-/// Commits one batch, hands its events to the sockets, and returns each send's outcome in
-/// the batch's order.
-async fn write(state: &AppState, messages: &[NewMessage]) -> Result<Vec<Sent>, ApiError> {
+/// Commits one batch; returns each send's outcome in the batch's order, and the committed
+/// events for the hub.
+async fn write(
+    state: &AppState,
+    messages: &[NewMessage],
+) -> Result<(Vec<Sent>, Vec<Appended>), ApiError> {
     let chats: Vec<i64> = messages.iter().map(|m| m.chat_id).collect();
     let senders: Vec<i64> = messages.iter().map(|m| m.sender_id).collect();
     let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
@@ -212,6 +225,5 @@ async fn write(state: &AppState, messages: &[NewMessage]) -> Result<Vec<Sent>, A
         };
         outcomes.push(outcome);
     }
-    state.publish(Outbox::from_committed(appended));
-    Ok(outcomes)
+    Ok((outcomes, appended))
 }
