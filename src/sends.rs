@@ -138,7 +138,7 @@ async fn run_writer(state: Arc<AppState>, mut rx: mpsc::Receiver<Queued>) {
                     outcomes.push(match write(&state, std::slice::from_ref(message)).await {
                         Ok((mut sent, events)) => {
                             committed.extend(events);
-                            Ok(sent.remove(0))
+                            sent.remove(0)
                         }
                         Err(e) => Err(e),
                     });
@@ -151,7 +151,7 @@ async fn run_writer(state: Arc<AppState>, mut rx: mpsc::Receiver<Queued>) {
             }
             Ok((sent, events)) => {
                 committed = events;
-                sent.into_iter().map(Ok).collect()
+                sent
             }
         };
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
@@ -172,11 +172,12 @@ fn copy_error(e: &ApiError, why: &str) -> ApiError {
 }
 
 /// Commits one batch; returns each send's outcome in the batch's order, and the committed
-/// events for the hub.
+/// events for the hub. An `Err` means the statement failed, so nothing of the batch was
+/// written (or, for `Unavailable`, the connection broke and the outcome is unknown).
 async fn write(
     state: &AppState,
     messages: &[NewMessage],
-) -> Result<(Vec<Sent>, Vec<Appended>), ApiError> {
+) -> Result<(Vec<Result<Sent, ApiError>>, Vec<Appended>), ApiError> {
     let chats: Vec<i64> = messages.iter().map(|m| m.chat_id).collect();
     let senders: Vec<i64> = messages.iter().map(|m| m.sender_id).collect();
     let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
@@ -193,19 +194,26 @@ async fn write(
         .query(&statement, &[&chats, &senders, &texts, &client_ids])
         .await?;
     drop(client);
-    if rows.len() != messages.len() {
-        return Err(ApiError::Internal(format!(
-            "rtchat_send_messages answered {} rows for {} sends",
-            rows.len(),
-            messages.len()
-        )));
-    }
 
+    // Committed: from here on nothing may fail the batch (a retry would send it twice). A
+    // send the function did not answer, which it always does, gets a 500 of its own.
+    let mut outcomes: Vec<Result<Sent, ApiError>> = messages
+        .iter()
+        .map(|_| {
+            Err(ApiError::Internal(
+                "rtchat_send_messages did not answer this send".into(),
+            ))
+        })
+        .collect();
     let mut appended = Vec::new();
-    let mut outcomes = Vec::with_capacity(messages.len());
-    // Rows come ordered by `ord`, one per send.
     for row in &rows {
-        let outcome = match row.get::<_, &str>(1) {
+        let Some(slot) = usize::try_from(row.get::<_, i32>(0) - 1)
+            .ok()
+            .and_then(|i| outcomes.get_mut(i))
+        else {
+            continue;
+        };
+        *slot = Ok(match row.get::<_, &str>(1) {
             "created" => {
                 let users: Vec<i64> = row.get(5);
                 let seqs: Vec<i64> = row.get(6);
@@ -222,8 +230,7 @@ async fn write(
             "repeat" => Sent::Repeat(row.get(2)),
             "inactive" => Sent::Inactive,
             _ => Sent::NotFound,
-        };
-        outcomes.push(outcome);
+        });
     }
     Ok((outcomes, appended))
 }
