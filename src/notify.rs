@@ -92,12 +92,16 @@ const PENDING_COMPACT_MIN: usize = 4096;
 impl Pending {
     /// Sorts `seqs` by user and keeps each user's highest seq.
     fn compact(&mut self) {
-        // Highest seq first within a user: `dedup_by_key` keeps the first of each run.
-        self.seqs
-            .sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-        self.seqs.dedup_by_key(|(user, _)| *user);
+        keep_highest(&mut self.seqs);
         self.compact_at = (self.seqs.len() * 2).max(PENDING_COMPACT_MIN);
     }
+}
+
+/// Sorts `(user, seq)`s by user and keeps each user's highest seq.
+fn keep_highest(seqs: &mut Vec<(i64, i64)>) {
+    // Highest seq first within a user: `dedup_by_key` keeps the first of each run.
+    seqs.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    seqs.dedup_by_key(|(user, _)| *user);
 }
 
 impl Notifier {
@@ -367,9 +371,8 @@ async fn handle(state: &AppState, payloads: &[String]) {
     let hub: &Hub = &state.hub;
     let mut seqs: Vec<(i64, i64)> = Vec::new();
     for payload in payloads {
-        if origin(payload) == Some(state.notifier.instance) {
-            continue;
-        }
+        // Own hints in the fast form were dropped by the listener already; this catches
+        // any other form.
         let Some(hint) = parse_hint(payload) else {
             tracing::warn!("ignoring a malformed hint");
             continue;
@@ -389,9 +392,7 @@ async fn handle(state: &AppState, payloads: &[String]) {
     if seqs.is_empty() {
         return;
     }
-    // Each user's highest seq.
-    seqs.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-    seqs.dedup_by_key(|(user, _)| *user);
+    keep_highest(&mut seqs);
     let behind = hub.behind(&seqs);
     // Far behind (a socket that just reconnected, a burst): that socket reads the log itself.
     let (fetch, far): (Vec<_>, Vec<_>) = behind
