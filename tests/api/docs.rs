@@ -211,3 +211,23 @@ async fn the_documented_asset_names_are_exactly_the_served_ones() {
     let r = app.http.get(app.url("/docs/nope.js")).send().await.unwrap();
     assert_eq!(r.status(), 404);
 }
+
+/// The contract ships with the repository (`docs/API.md`, linked from the README) and is a
+/// copy of the shared one: where the shared copy is beside the checkout, the two are equal.
+#[test]
+fn docs_api_md_is_the_shared_contract() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ours = std::fs::read_to_string(root.join("docs/API.md")).expect("docs/API.md exists");
+    assert!(ours.contains("## v2"), "docs/API.md carries the v2 section");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md exists");
+    assert!(
+        readme.contains("](docs/API.md)"),
+        "the README links the contract inside the repository"
+    );
+    if let Ok(shared) = std::fs::read_to_string(root.join("../shared/API.md")) {
+        assert!(
+            ours == shared,
+            "docs/API.md differs from ../shared/API.md: copy it again"
+        );
+    }
+}
