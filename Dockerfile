@@ -14,12 +14,14 @@ WORKDIR /build
 # Dependencies first, against a dummy crate, so this layer stays cached until
 # Cargo.toml or Cargo.lock change. (A build.rs, if one is ever added, must be copied here.)
 COPY Cargo.toml Cargo.lock ./
-# Every target named in Cargo.toml needs a file, the load generator's included.
-RUN mkdir -p src/bin \
+# The workspace names the load generator's crate: its manifest and a dummy main make the
+# workspace load; its sources never enter the image.
+COPY bench/Cargo.toml ./bench/
+RUN mkdir -p src bench/src \
     && echo 'fn main() {}' > src/main.rs \
-    && echo 'fn main() {}' > src/bin/rtchat-bench.rs \
+    && echo 'fn main() {}' > bench/src/main.rs \
     && touch src/lib.rs \
-    && cargo build --release --locked --bin rtchat \
+    && cargo build --release --locked -p rtchat --bin rtchat \
     && rm -rf src
 
 # The application itself. The dummy's artifacts are removed by name so cargo rebuilds
@@ -30,7 +32,7 @@ COPY static ./static
 RUN rm -rf target/release/.fingerprint/rtchat-* \
            target/release/deps/rtchat-* \
            target/release/deps/librtchat-* \
-    && cargo build --release --locked --bin rtchat \
+    && cargo build --release --locked -p rtchat --bin rtchat \
     && cp target/release/rtchat /build/rtchat
 
 ############################################################################## runtime
