@@ -14,5 +14,6 @@ mod messages;
 mod scaleout;
 mod security;
 mod support;
+mod upgrade;
 mod ws;
 mod wsclient;
