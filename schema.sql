@@ -307,4 +307,22 @@ BEGIN
 END
 $fn$;
 
+-- Email identity (src/identity.rs): the key under which an email is unique and found (NFC,
+-- full Unicode case folding, NFC), computed in Rust since PostgreSQL 15 has no full case
+-- folding. `email` keeps the address as typed, for display. Rows from before the key existed
+-- get it at start-up; where two of them fold to one key the older keeps it and the newer
+-- stays NULL, reachable by its exact address (the lower(email) index above).
+ALTER TABLE users ADD COLUMN IF NOT EXISTS email_key text;
+CREATE UNIQUE INDEX IF NOT EXISTS users_email_key_unique ON users (email_key);
+
+-- One row per live rtchat process (src/leases.rs): renewed every RTCHAT_LEASE_RENEW_SECS,
+-- lapsed after three missed renewals, deleted at clean shutdown. Each process counts the live
+-- rows to share the rate limits evenly.
+CREATE TABLE IF NOT EXISTS process_leases (
+    process_id bigint      NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz NOT NULL,
+    CONSTRAINT process_leases_pkey PRIMARY KEY (process_id)
+);
+
 INSERT INTO schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;

@@ -55,13 +55,15 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "RTCHAT_RATE_MESSAGES_PER_SEC", default: "10", help: "message sends and edits per user per second (sustained)" },
     Setting { name: "RTCHAT_RATE_MESSAGES_BURST", default: "30", help: "message sends and edits per user in a burst" },
     Setting { name: "RTCHAT_RATE_TYPING_PER_SEC", default: "2", help: "typing frames per user per second (bursts of 5)" },
-    Setting { name: "RTCHAT_RATE_LOGIN_PER_EMAIL", default: "10", help: "login attempts per email per 5 minutes, across all processes" },
-    Setting { name: "RTCHAT_RATE_LOGIN_PER_ADDR", default: "50", help: "login attempts per client address per 5 minutes, across all processes" },
+    Setting { name: "RTCHAT_RATE_LOGIN_PER_EMAIL", default: "10", help: "failed logins per email from one client address (IPv6: one /64) per 5 minutes, across all processes; a correct password does not count" },
+    Setting { name: "RTCHAT_RATE_LOGIN_PER_ADDR", default: "50", help: "failed logins per client address (IPv6: one /64), over all emails, per 5 minutes, across all processes" },
     Setting { name: "RTCHAT_RATE_REGISTER_PER_ADDR", default: "20", help: "registrations per client address per hour" },
     Setting { name: "RTCHAT_RATE_REGISTER_PER_EMAIL", default: "5", help: "registration attempts per email per hour (each tells whether the email is taken)" },
     Setting { name: "RTCHAT_CORS_ORIGINS", default: "*", help: "comma-separated origins allowed to call the API from a browser" },
     Setting { name: "RTCHAT_TRUSTED_PROXIES", default: "(none)", help: "comma-separated proxy addresses or CIDRs whose X-Forwarded-For names the client" },
     Setting { name: "RTCHAT_LOG", default: "info", help: "log filter (tracing EnvFilter syntax)" },
+    Setting { name: "RTCHAT_RATE_LOGIN_PER_EMAIL_GLOBAL", default: "100", help: "failed logins per email from all addresses together per 5 minutes, across all processes (stops distributed guessing; once reached, the email is locked for the rest of the window)" },
+    Setting { name: "RTCHAT_LEASE_RENEW_SECS", default: "5", help: "how often a process renews its lease in the process_leases table; a lease lapses after 3 missed renewals. The rate limits are shared evenly among the processes with a live lease" },
 ];
 
 /// The validated configuration of one rtchat process.
@@ -112,6 +114,10 @@ pub struct Config {
     pub trusted_proxies: Vec<(std::net::IpAddr, u8)>,
     /// tracing filter.
     pub log_filter: String,
+    /// Failed logins per email from all addresses together, per window (see `limits`).
+    pub rate_login_per_email_global: i32,
+    /// How often this process renews its lease (src/leases.rs).
+    pub lease_renew: Duration,
 }
 
 /// A setting that could not be used, naming the variable.
@@ -225,6 +231,14 @@ impl Config {
                     .collect::<Result<_, _>>()?,
             },
             log_filter: get("RTCHAT_LOG").unwrap_or_else(|| "info".into()),
+            rate_login_per_email_global: ranged(
+                &get,
+                "RTCHAT_RATE_LOGIN_PER_EMAIL_GLOBAL",
+                100,
+                1,
+                1_000_000,
+            )? as i32,
+            lease_renew: Duration::from_secs(ranged(&get, "RTCHAT_LEASE_RENEW_SECS", 5, 1, 60)?),
         })
     }
 
@@ -243,6 +257,7 @@ impl Config {
         config.rate_login_per_addr = 100_000;
         config.rate_register_per_addr = 100_000.0;
         config.rate_register_per_email = 100_000.0;
+        config.rate_login_per_email_global = 100_000;
         config
     }
 

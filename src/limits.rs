@@ -1,61 +1,130 @@
-//! Rate limits. In-process token buckets for message sends, typing and registrations (a
-//! client talks to one process per connection, so a per-process limit is what it feels);
-//! and for login, fixed-window counters in PostgreSQL, so that N processes behind a load
-//! balancer do not allow N times the password guesses.
+//! Rate limits. In-process token buckets for message sends, typing and registrations, each
+//! budget divided evenly among the live rtchat processes (src/leases.rs) so that a user
+//! spreading requests over N processes gets what one process allows; and for login,
+//! failure counters in PostgreSQL (the cross-process truth) fronted by an in-process memory of
+//! which keys are refused, so that a refused attempt costs no database write.
+//!
+//! Login policy, per 5-minute window, failures only (a correct password refunds its
+//! attempt): `RTCHAT_RATE_LOGIN_PER_EMAIL` per email *and client address* (a guesser locks
+//! out only their own address, not the owner elsewhere), `RTCHAT_RATE_LOGIN_PER_EMAIL_GLOBAL`
+//! per email from all addresses (stops a distributed guesser; reaching it does lock the email
+//! for the rest of the window, the price of that protection), `RTCHAT_RATE_LOGIN_PER_ADDR`
+//! per address over all emails. IPv6 clients are counted per /64, the block one host gets.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 
 use crate::error::ApiError;
+use crate::leases::LiveProcesses;
+use crate::lru::Lru;
 
-/// Keys a limiter remembers at most; past this, full (idle) buckets are forgotten first.
+/// Keys a limiter remembers at most (a hard cap: past it the least recently used key is
+/// forgotten). A bucket is ~100 bytes with its key, so a full limiter is ~10 MiB.
+///
+/// Forgetting a key forgives its debt: its next request starts with a full bucket. That is
+/// acceptable because the key forgotten is the least recently used, i.e. the one that has
+/// refilled longest, and pushing it out takes `MAX_KEYS` requests under *fresh* keys, each of
+/// which has a full budget of its own: a spray that resets one drained bucket has already
+/// been given `MAX_KEYS` times more. Limits that protect a victim rather than throttle the
+/// caller (login) are not kept here but in PostgreSQL, which forgets nothing early.
 const MAX_KEYS: usize = 100_000;
 
-/// The login window: attempts are counted per 5 minutes.
+/// Login keys remembered as refused until their window ends. Forgetting one early costs one
+/// database read to learn it again, never a wrong answer.
+const MAX_REFUSED_LOGIN_KEYS: usize = 100_000;
+
+/// The login window: failures are counted per 5 minutes.
 pub const LOGIN_WINDOW: Duration = Duration::from_secs(300);
 
-/// A token bucket per key: `rate` tokens a second, at most `burst` saved up.
+thread_local! {
+    /// The live-process count of the `Limits` being built on this thread: every
+    /// `Limiter::new` inside `Limits::new` divides by it, without each field having to be
+    /// wired to it by hand (a limiter added later cannot forget to be shared).
+    static BUILDING: RefCell<Option<LiveProcesses>> = const { RefCell::new(None) };
+}
+
+/// Sets `BUILDING` for its lifetime.
+struct Building;
+
+impl Building {
+    fn enter(live: &LiveProcesses) -> Building {
+        BUILDING.with(|b| *b.borrow_mut() = Some(live.clone()));
+        Building
+    }
+}
+
+impl Drop for Building {
+    fn drop(&mut self) {
+        BUILDING.with(|b| *b.borrow_mut() = None);
+    }
+}
+
+/// A token bucket per key: `rate` tokens a second, at most `burst` saved up, both divided by
+/// the number of live rtchat processes (a burst never below one request).
 pub struct Limiter<K> {
     rate: f64,
     burst: f64,
-    buckets: Mutex<HashMap<K, (f64, Instant)>>,
+    processes: LiveProcesses,
+    buckets: Mutex<Lru<K, (f64, Instant)>>,
 }
 
 impl<K: Hash + Eq + Clone> Limiter<K> {
+    /// A limiter; built inside `Limits::new` it shares that process's live-process count,
+    /// anywhere else it counts one process.
     pub fn new(rate: f64, burst: f64) -> Limiter<K> {
+        Limiter::with_capacity(rate, burst, MAX_KEYS)
+    }
+
+    fn with_capacity(rate: f64, burst: f64, keys: usize) -> Limiter<K> {
         Limiter {
             rate,
             burst: burst.max(1.0),
-            buckets: Mutex::new(HashMap::new()),
+            processes: BUILDING.with(|b| b.borrow().clone()).unwrap_or_default(),
+            buckets: Mutex::new(Lru::new(keys)),
         }
     }
 
     /// Takes one token for `key`, or says how long until one is available (429).
     pub fn check(&self, key: &K) -> Result<(), ApiError> {
+        let share = self.processes.get() as f64;
+        let (rate, burst) = (self.rate / share, (self.burst / share).max(1.0));
         let now = Instant::now();
         let mut buckets = self.buckets.lock().expect("limiter lock poisoned");
-        if buckets.len() >= MAX_KEYS && !buckets.contains_key(key) {
-            let (rate, burst) = (self.rate, self.burst);
-            buckets.retain(|_, (tokens, at)| {
-                *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
-            });
-        }
-        let (tokens, at) = buckets.entry(key.clone()).or_insert((self.burst, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
+        let (tokens, at) = buckets.get_or_insert_with(key, || (burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(burst);
         *at = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
             Ok(())
         } else {
             Err(ApiError::RateLimited(Duration::from_secs_f64(
-                (1.0 - *tokens) / self.rate,
+                (1.0 - *tokens) / rate,
             )))
         }
+    }
+
+    /// Keys remembered now.
+    pub fn keys(&self) -> usize {
+        self.buckets.lock().expect("limiter lock poisoned").len()
+    }
+}
+
+/// The address a per-address limit counts: IPv4 as is (an IPv4-mapped IPv6 address as its
+/// IPv4), IPv6 by its /64, since one host or home is given a whole /64 and could otherwise
+/// walk through 2^64 fresh keys.
+pub fn addr_key(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
     }
 }
 
@@ -66,12 +135,29 @@ pub struct Limits {
     pub register: Limiter<IpAddr>,
     /// Registration attempts per email: each answers whether the email is taken (409).
     pub register_email: Limiter<String>,
+    /// Live rtchat processes (src/leases.rs keeps it current); every limiter above divides
+    /// its budget by it.
+    pub live_processes: LiveProcesses,
+    login_per_pair: i32,
     login_per_email: i32,
     login_per_addr: i32,
+    /// Login keys PostgreSQL refused, until their window ends.
+    login_refused: Mutex<Lru<String, Instant>>,
+}
+
+/// A login attempt admitted and counted as a failure; `Limits::login_succeeded` takes the
+/// count back, `Limits::login_failed` remembers the keys it filled.
+pub struct LoginTicket {
+    keys: Vec<String>,
+    windows: Vec<DateTime<Utc>>,
+    /// Keys this attempt brought to their limit, with when their window ends.
+    filled: Vec<(String, Instant)>,
 }
 
 impl Limits {
     pub fn new(config: &crate::config::Config) -> Limits {
+        let live_processes = LiveProcesses::default();
+        let _building = Building::enter(&live_processes);
         Limits {
             messages: Limiter::new(config.rate_messages_per_sec, config.rate_messages_burst),
             typing: Limiter::new(config.rate_typing_per_sec, 5.0),
@@ -83,56 +169,166 @@ impl Limits {
                 config.rate_register_per_email / 3600.0,
                 config.rate_register_per_email,
             ),
-            login_per_email: config.rate_login_per_email,
+            live_processes: live_processes.clone(),
+            login_per_pair: config.rate_login_per_email,
+            login_per_email: config.rate_login_per_email_global,
             login_per_addr: config.rate_login_per_addr,
+            login_refused: Mutex::new(Lru::new(MAX_REFUSED_LOGIN_KEYS)),
         }
     }
 
-    /// Counts a login attempt for this email and address in PostgreSQL (shared by every
-    /// process); 429 once either is over its limit for the current window.
-    pub async fn login_attempt(
-        &self,
-        client: &impl GenericClient,
-        email: &str,
-        addr: IpAddr,
-    ) -> Result<(), ApiError> {
-        let email_key = format!("email:{}", email.to_lowercase());
-        let addr_key = format!("addr:{addr}");
-        // Sorted, so two logins counting the same two keys lock them in the same order.
-        let mut keys = vec![email_key.clone(), addr_key];
+    /// The counter keys of a login for `email_key` (see `identity::email_key`) from `addr`,
+    /// sorted so that two logins counting the same keys lock them in the same order.
+    fn login_keys(email_key: &str, addr: IpAddr) -> Vec<String> {
+        let addr = addr_key(addr);
+        let mut keys = vec![
+            format!("pair:{addr} {email_key}"),
+            format!("email:{email_key}"),
+            format!("addr:{addr}"),
+        ];
         keys.sort();
-        let statement = client
-            .prepare_cached(
-                "INSERT INTO login_attempts AS la (key, window_start, attempts)
-                 SELECT k, now(), 1 FROM unnest($1::text[]) AS k ORDER BY k
-                 ON CONFLICT ON CONSTRAINT login_attempts_pkey DO UPDATE SET
-                     attempts = CASE WHEN la.window_start < now() - make_interval(secs => $2)
-                                     THEN 1 ELSE la.attempts + 1 END,
-                     window_start = CASE WHEN la.window_start < now() - make_interval(secs => $2)
-                                         THEN now() ELSE la.window_start END
-                 RETURNING key, attempts,
-                     extract(epoch FROM la.window_start + make_interval(secs => $2) - now())::float8",
-            )
-            .await?;
-        let rows = client
-            .query(&statement, &[&keys, &LOGIN_WINDOW.as_secs_f64()])
-            .await?;
-        for row in rows {
-            let key: &str = row.get(0);
-            let attempts: i32 = row.get(1);
-            let remaining: f64 = row.get(2);
-            let limit = if key == email_key {
-                self.login_per_email
-            } else {
-                self.login_per_addr
-            };
-            if attempts > limit {
-                return Err(ApiError::RateLimited(Duration::from_secs_f64(
-                    remaining.max(1.0),
-                )));
+        keys
+    }
+
+    /// Admits a login attempt and counts it as a failure in PostgreSQL (shared by every
+    /// process), or answers 429 when any of its keys is at its limit for the current window.
+    /// A refused attempt writes nothing: keys this process knows to be refused are answered
+    /// from memory, and otherwise the count is rolled back.
+    pub async fn login_admit(
+        &self,
+        client: &mut deadpool_postgres::Object,
+        email_key: &str,
+        addr: IpAddr,
+    ) -> Result<LoginTicket, ApiError> {
+        let keys = Limits::login_keys(email_key, addr);
+        let now = Instant::now();
+        {
+            let mut refused = self.login_refused.lock().expect("login lock poisoned");
+            let wait = keys
+                .iter()
+                .filter_map(|k| refused.get_mut(k).map(|until| until.duration_since(now)))
+                .filter(|wait| !wait.is_zero())
+                .max();
+            if let Some(wait) = wait {
+                return Err(ApiError::RateLimited(wait));
             }
         }
+        let tx = client.transaction().await?;
+        // The increment happens only where the key is under its limit (or its window is
+        // over); a refused key's row is left as it is and reported with no count.
+        let statement = tx
+            .prepare_cached(
+                "WITH counted AS (
+                     INSERT INTO login_attempts AS la (key, window_start, attempts)
+                     SELECT k, now(), 1 FROM unnest($1::text[]) AS k ORDER BY k
+                     ON CONFLICT ON CONSTRAINT login_attempts_pkey DO UPDATE SET
+                         attempts = CASE WHEN la.window_start < now() - make_interval(secs => $2)
+                                         THEN 1 ELSE la.attempts + 1 END,
+                         window_start = CASE WHEN la.window_start < now() - make_interval(secs => $2)
+                                             THEN now() ELSE la.window_start END
+                     WHERE la.window_start < now() - make_interval(secs => $2)
+                        OR la.attempts < CASE split_part(la.key, ':', 1)
+                                             WHEN 'pair' THEN $3::int WHEN 'email' THEN $4::int ELSE $5::int END
+                     RETURNING la.key, la.attempts, la.window_start
+                 )
+                 SELECT k, c.attempts, c.window_start,
+                        extract(epoch FROM coalesce(c.window_start, old.window_start, now())
+                                           + make_interval(secs => $2) - now())::float8
+                 FROM unnest($1::text[]) AS k
+                 LEFT JOIN counted c ON c.key = k
+                 LEFT JOIN login_attempts old ON old.key = k",
+            )
+            .await?;
+        let rows = tx
+            .query(
+                &statement,
+                &[
+                    &keys,
+                    &LOGIN_WINDOW.as_secs_f64(),
+                    &self.login_per_pair,
+                    &self.login_per_email,
+                    &self.login_per_addr,
+                ],
+            )
+            .await?;
+        let mut ticket = LoginTicket {
+            keys: Vec::with_capacity(rows.len()),
+            windows: Vec::with_capacity(rows.len()),
+            filled: Vec::new(),
+        };
+        let mut refused = Vec::new();
+        for row in &rows {
+            let key: String = row.get(0);
+            let attempts: Option<i32> = row.get(1);
+            let window: Option<DateTime<Utc>> = row.get(2);
+            let remaining = Duration::from_secs_f64(row.get::<_, f64>(3).clamp(1.0, 3600.0));
+            let until = now + remaining;
+            match (attempts, window) {
+                (Some(attempts), Some(window)) => {
+                    if attempts >= self.login_limit(&key) {
+                        ticket.filled.push((key.clone(), until));
+                    }
+                    ticket.keys.push(key);
+                    ticket.windows.push(window);
+                }
+                _ => refused.push((key, until)),
+            }
+        }
+        if refused.is_empty() {
+            tx.commit().await?;
+            return Ok(ticket);
+        }
+        tx.rollback().await?;
+        let wait = refused
+            .iter()
+            .map(|(_, until)| until.duration_since(now))
+            .max();
+        self.remember_refused(refused);
+        Err(ApiError::RateLimited(wait.unwrap_or(LOGIN_WINDOW)))
+    }
+
+    /// The password was wrong: the attempt stays counted, and keys it brought to their
+    /// limit are refused from memory until their window ends.
+    pub fn login_failed(&self, ticket: LoginTicket) {
+        self.remember_refused(ticket.filled);
+    }
+
+    /// The password was right: takes the attempt's count back, in the caller's transaction
+    /// (the one creating the session), so only failures count.
+    pub async fn login_succeeded(
+        &self,
+        client: &impl GenericClient,
+        ticket: &LoginTicket,
+    ) -> Result<(), ApiError> {
+        let statement = client
+            .prepare_cached(
+                "UPDATE login_attempts la SET attempts = la.attempts - 1
+                 FROM unnest($1::text[], $2::timestamptz[]) AS r(k, w)
+                 WHERE la.key = r.k AND la.window_start = r.w AND la.attempts > 0",
+            )
+            .await?;
+        client
+            .execute(&statement, &[&ticket.keys, &ticket.windows])
+            .await?;
         Ok(())
+    }
+
+    fn login_limit(&self, key: &str) -> i32 {
+        match key.split_once(':').map(|(kind, _)| kind) {
+            Some("pair") => self.login_per_pair,
+            Some("email") => self.login_per_email,
+            _ => self.login_per_addr,
+        }
+    }
+
+    fn remember_refused(&self, keys: Vec<(String, Instant)>) {
+        if keys.is_empty() {
+            return;
+        }
+        let mut refused = self.login_refused.lock().expect("login lock poisoned");
+        for (key, until) in keys {
+            *refused.get_or_insert_with(&key, || until) = until;
+        }
     }
 }
 
@@ -165,5 +361,70 @@ mod tests {
             other => panic!("expected 429, got {other:?}"),
         }
         assert!(limiter.check(&2).is_ok(), "keys are independent");
+    }
+
+    #[test]
+    fn a_spray_of_fresh_keys_never_grows_the_map_past_its_cap_and_costs_the_same_per_key() {
+        const CAP: usize = 1_000;
+        // A slow refill: every sprayed bucket stays partly drained, so none is "idle" (the
+        // old cap only forgot idle buckets and grew without bound here).
+        let limiter = Limiter::with_capacity(0.001, 5.0, CAP);
+        let drained = 0u128;
+        for _ in 0..5 {
+            limiter.check(&drained).unwrap();
+        }
+        let steps_before = limiter.buckets.lock().unwrap().steps();
+        let spray = 20 * CAP as u128;
+        for key in 1..=spray {
+            limiter.check(&key).unwrap();
+            assert!(limiter.keys() <= CAP);
+        }
+        assert_eq!(limiter.keys(), CAP);
+        // Counted, not timed: each check relinks a constant number of slots (at most 6:
+        // unlink 3, push 2, plus the slot itself), whatever the number of keys held. A scan
+        // of the map per new key would be ~CAP steps each.
+        let steps = limiter.buckets.lock().unwrap().steps() - steps_before;
+        assert!(
+            steps <= 6 * spray as u64,
+            "{steps} steps for {spray} checks"
+        );
+        // The drained bucket was the least recently used, so it went first (and its debt
+        // with it: see MAX_KEYS).
+        assert!(limiter.check(&drained).is_ok());
+    }
+
+    #[test]
+    fn a_limiter_built_by_limits_shares_the_budget_with_the_other_live_processes() {
+        let mut config = crate::config::Config::for_tests("host=unused");
+        config.rate_messages_burst = 10.0;
+        config.rate_messages_per_sec = 1.0;
+        let limits = Limits::new(&config);
+        limits.live_processes.set(2);
+        let allowed = (0..10)
+            .filter(|_| limits.messages.check(&7).is_ok())
+            .count();
+        assert_eq!(allowed, 5, "a burst of 10 over two processes is 5 each");
+        // Never below one request, however many processes.
+        limits.live_processes.set(100);
+        assert!(limits.messages.check(&8).is_ok());
+        assert!(limits.messages.check(&8).is_err());
+        // Outside `Limits::new`, a limiter counts one process.
+        let alone = Limiter::new(1.0, 4.0);
+        assert_eq!((0..10).filter(|_| alone.check(&1).is_ok()).count(), 4);
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64_and_mapped_ipv4_as_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(addr_key(a), addr_key(b));
+        assert_ne!(addr_key(a), addr_key(c));
+        assert_eq!(
+            addr_key("::ffff:203.0.113.7".parse().unwrap()),
+            "203.0.113.7".parse::<IpAddr>().unwrap()
+        );
+        let v4: IpAddr = "203.0.113.7".parse().unwrap();
+        assert_eq!(addr_key(v4), v4);
     }
 }

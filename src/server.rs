@@ -24,7 +24,7 @@ use crate::notify::{self, Notifier};
 use crate::revocation::Revoked;
 use crate::sends::{self, SendQueue};
 use crate::state::AppState;
-use crate::{db, events, router};
+use crate::{db, events, identity, leases, router};
 
 /// A client must send its request head within this time (slow-loris protection).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -64,6 +64,8 @@ pub async fn run(
     ];
     // Not with the rest: requests still draining after shutdown wait for them.
     let writers = sends::spawn_writers(&state);
+    // On the session tracker, so shutdown waits for the lease to be given up.
+    state.sessions.spawn(leases::run(state.clone()));
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -192,6 +194,7 @@ async fn build_state(config: Config) -> Result<Arc<AppState>, String> {
         .ok_or("DATABASE_URL is not set and no embedded PostgreSQL was started")?;
     let pool = db::pool(url.expose(), config.db_pool_size)?;
     db::apply_schema(&pool).await?;
+    identity::backfill_email_keys(&pool).await?;
     let secret = match &config.jwt_secret {
         Some(secret) => secret.expose().to_string(),
         None => {

@@ -7,6 +7,7 @@ use serde_json::json;
 use crate::auth::{new_refresh_token, refresh_token_hash};
 use crate::error::{ApiError, ApiResult, Body, FieldError};
 use crate::http::{created, no_content, ok, Ctx};
+use crate::identity::{display_email, email_key, is_hidden, name_has_hidden};
 use crate::model::{User, USER_COLUMNS};
 
 /// Longest email accepted (RFC 5321's path limit).
@@ -53,19 +54,28 @@ pub fn normalize_email(raw: &str) -> Result<String, &'static str> {
 pub async fn register(ctx: Ctx) -> ApiResult<Response<Body>> {
     let body: RegisterBody = ctx.json()?;
     let mut errors = Vec::new();
-    let email = normalize_email(&body.email).unwrap_or_else(|why| {
-        errors.push(FieldError::new("email", why));
-        String::new()
-    });
+    let email = match normalize_email(&body.email) {
+        // Invisible characters would make two addresses that look the same two accounts.
+        Ok(email) if email.chars().any(is_hidden) => {
+            errors.push(FieldError::new(
+                "email",
+                "must not contain invisible formatting characters",
+            ));
+            String::new()
+        }
+        Ok(email) => email,
+        Err(why) => {
+            errors.push(FieldError::new("email", why));
+            String::new()
+        }
+    };
     // Judged as sent (see `normalize_email`), stored trimmed.
     let name = body.name.trim().to_string();
-    if name.is_empty()
-        || body.name.chars().count() > MAX_NAME_CHARS
-        || body.name.chars().any(char::is_control)
+    if name.is_empty() || body.name.chars().count() > MAX_NAME_CHARS || name_has_hidden(&body.name)
     {
         errors.push(FieldError::new(
             "name",
-            "must be 1..64 characters, not blank, no control characters",
+            "must be 1..64 characters, not blank, no control or invisible formatting characters",
         ));
     }
     let password_chars = body.password.chars().count();
@@ -76,21 +86,31 @@ pub async fn register(ctx: Ctx) -> ApiResult<Response<Body>> {
         return Err(ApiError::Validation(errors));
     }
 
-    ctx.state.limits.register.check(&ctx.client_addr)?;
+    let key = email_key(&email);
     ctx.state
         .limits
-        .register_email
-        .check(&email.to_lowercase())?;
+        .register
+        .check(&crate::limits::addr_key(ctx.client_addr))?;
+    ctx.state.limits.register_email.check(&key)?;
     let hash = ctx.state.auth.hash_password(body.password).await?;
     let client = ctx.state.db().await?;
     let statement = client
         .prepare_cached(&format!(
-            "INSERT INTO users (email, name, password_hash) VALUES ($1, $2, $3) RETURNING {USER_COLUMNS}"
+            "INSERT INTO users (email, email_key, name, password_hash) VALUES ($1, $2, $3, $4) RETURNING {USER_COLUMNS}"
         ))
         .await?;
-    match client.query_one(&statement, &[&email, &name, &hash]).await {
+    match client
+        .query_one(&statement, &[&display_email(&email), &key, &name, &hash])
+        .await
+    {
         Ok(row) => created(&User::from_row(&row)),
-        Err(e) if is_unique_violation(&e, "users_email_key") => Err(ApiError::EmailTaken),
+        // Taken under its key, or (an account from before keys, see `identity`) as typed.
+        Err(e)
+            if is_unique_violation(&e, "users_email_key_unique")
+                || is_unique_violation(&e, "users_email_key") =>
+        {
+            Err(ApiError::EmailTaken)
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -133,15 +153,26 @@ pub async fn login(ctx: Ctx) -> ApiResult<Response<Body>> {
     }
     let email = normalize_email(&email).map_err(|_| ApiError::InvalidCredentials)?;
 
-    let client = ctx.state.db().await?;
-    ctx.state
+    let key = email_key(&email);
+
+    let mut client = ctx.state.db().await?;
+    // Counted as a failure until the password proves right; refused before any hashing.
+    let ticket = ctx
+        .state
         .limits
-        .login_attempt(&client, &email, ctx.client_addr)
+        .login_admit(&mut client, &key, ctx.client_addr)
         .await?;
+    // By key; an exact (case-insensitive) match first, for the accounts from before keys
+    // that share a key with an older one (see `identity`).
     let statement = client
-        .prepare_cached("SELECT id, password_hash FROM users WHERE lower(email) = lower($1)")
+        .prepare_cached(
+            "SELECT id, password_hash FROM users
+             WHERE email_key = $1 OR lower(email) = lower($2)
+             ORDER BY lower(email) = lower($2) DESC, id
+             LIMIT 1",
+        )
         .await?;
-    let row = client.query_opt(&statement, &[&email]).await?;
+    let row = client.query_opt(&statement, &[&key, &email]).await?;
     let (user_id, hash): (Option<i64>, Option<String>) = match &row {
         Some(row) => (Some(row.get(0)), Some(row.get(1))),
         None => (None, None),
@@ -150,11 +181,15 @@ pub async fn login(ctx: Ctx) -> ApiResult<Response<Body>> {
     let matches = ctx.state.auth.verify_password(password, hash).await?;
     let user_id = match (matches, user_id) {
         (true, Some(id)) => id,
-        _ => return Err(ApiError::InvalidCredentials),
+        _ => {
+            ctx.state.limits.login_failed(ticket);
+            return Err(ApiError::InvalidCredentials);
+        }
     };
 
     let mut client = ctx.state.db().await?;
     let tx = client.transaction().await?;
+    ctx.state.limits.login_succeeded(&tx, &ticket).await?;
     let statement = tx
         .prepare_cached(
             "INSERT INTO sessions (user_id, expires_at) VALUES ($1, now() + make_interval(secs => $2)) RETURNING id",

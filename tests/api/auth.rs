@@ -303,3 +303,284 @@ async fn logout_kills_the_refresh_token() {
     let r = app.call("POST", "/auth/logout", None, None).await;
     assert_error(&r, 401, "unauthorized");
 }
+
+/// A direct connection to a test's database, beside the server.
+async fn database(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test database");
+    tokio::spawn(connection);
+    client
+}
+
+/// The login limits as deployed (the harness raises them for every other test), with
+/// 127.0.0.1 trusted as a proxy so that `X-Forwarded-For` names the client.
+fn deployed_login_limits(pair: i32, global: i32) -> impl FnOnce(&mut rtchat::config::Config) {
+    move |c| {
+        c.rate_login_per_email = pair;
+        c.rate_login_per_email_global = global;
+        c.rate_login_per_addr = 50;
+        c.trusted_proxies = vec![("127.0.0.1".parse().unwrap(), 32)];
+    }
+}
+
+/// `POST /auth/login` from client address `from` (through the trusted proxy).
+async fn login_from(app: &TestApp, from: &str, email: &str, password: &str) -> Reply {
+    reply(
+        app.http
+            .post(app.url("/auth/login"))
+            .header("x-forwarded-for", from)
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn fifteen_correct_logins_in_a_row_are_all_200() {
+    let app = TestApp::spawn_with(deployed_login_limits(10, 100)).await;
+    let user = app.user("often").await;
+    for i in 0..15 {
+        let r = login_from(&app, "203.0.113.1", &user.email, "correct horse").await;
+        assert_eq!(r.status, 200, "login {i}: {r:?}");
+    }
+}
+
+#[tokio::test]
+async fn wrong_guesses_from_one_address_do_not_lock_out_the_owner_elsewhere() {
+    let app = TestApp::spawn_with(deployed_login_limits(10, 100)).await;
+    let user = app.user("victim").await;
+    let attacker = "198.51.100.66";
+    for _ in 0..10 {
+        let r = login_from(&app, attacker, &user.email, "a wrong guess").await;
+        assert_error(&r, 401, "invalid_credentials");
+    }
+    let r = login_from(&app, attacker, &user.email, "a wrong guess").await;
+    assert_error(&r, 429, "rate_limited");
+    // Even the right password from the guesser's address waits: the limit is on guesses.
+    let r = login_from(&app, attacker, &user.email, "correct horse").await;
+    assert_error(&r, 429, "rate_limited");
+    // The owner, elsewhere, is not affected.
+    let r = login_from(&app, "203.0.113.5", &user.email, "correct horse").await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[tokio::test]
+async fn the_global_cap_per_email_still_stops_a_distributed_guesser() {
+    // 3 failures per (email, address), 5 per email from everywhere.
+    let app = TestApp::spawn_with(deployed_login_limits(3, 5)).await;
+    let user = app.user("target").await;
+    let guess = |from: &'static str| login_from(&app, from, &user.email, "a wrong guess");
+    for from in ["198.51.100.1", "198.51.100.1", "198.51.100.1"] {
+        assert_error(&guess(from).await, 401, "invalid_credentials");
+    }
+    assert_error(&guess("198.51.100.1").await, 429, "rate_limited");
+    for from in ["198.51.100.2", "198.51.100.2"] {
+        assert_error(&guess(from).await, 401, "invalid_credentials");
+    }
+    // Five failures in all: a third address is stopped before its first guess...
+    assert_error(&guess("198.51.100.3").await, 429, "rate_limited");
+    // ... and so is the owner, for the rest of the window: the documented price of the cap.
+    let r = login_from(&app, "203.0.113.5", &user.email, "correct horse").await;
+    assert_error(&r, 429, "rate_limited");
+    // Other emails are not affected, from the guessers' addresses either.
+    let other = app.user("bystander").await;
+    let r = login_from(&app, "198.51.100.3", &other.email, "correct horse").await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[tokio::test]
+async fn refused_logins_write_nothing() {
+    let a = TestApp::spawn_with(deployed_login_limits(3, 100)).await;
+    let b = TestApp::spawn_on(&a.database_url, deployed_login_limits(3, 100)).await;
+    let user = a.user("quiet").await;
+    let db = database(&a.database_url).await;
+    let counters = || async {
+        let row = db
+            .query_one(
+                "SELECT count(*), coalesce(sum(attempts), 0)::bigint FROM login_attempts",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get::<_, i64>(0), row.get::<_, i64>(1))
+    };
+    let attacker = "198.51.100.7";
+    for _ in 0..3 {
+        let r = login_from(&a, attacker, &user.email, "a wrong guess").await;
+        assert_error(&r, 401, "invalid_credentials");
+    }
+    let after_failures = counters().await;
+    assert_eq!(
+        after_failures.1, 9,
+        "three failures counted under the pair, the email and the address"
+    );
+    // Refused on the process that counted them (from memory) and on the other (which asks
+    // PostgreSQL and rolls its count back), with wrong and right passwords alike.
+    for (app, password) in [
+        (&a, "a wrong guess"),
+        (&a, "correct horse"),
+        (&b, "a wrong guess"),
+        (&b, "correct horse"),
+        (&b, "a wrong guess"),
+        (&a, "a wrong guess"),
+    ] {
+        let r = login_from(app, attacker, &user.email, password).await;
+        assert_error(&r, 429, "rate_limited");
+    }
+    assert_eq!(counters().await, after_failures, "a refused attempt wrote");
+    // A correct login elsewhere takes its count back: only failures count.
+    let r = login_from(&b, "203.0.113.9", &user.email, "correct horse").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let (_, attempts) = counters().await;
+    assert_eq!(attempts, after_failures.1);
+}
+
+#[tokio::test]
+async fn equivalent_emails_are_one_account() {
+    let app = TestApp::spawn().await;
+    let register = |email: &str| {
+        app.call(
+            "POST",
+            "/auth/register",
+            None,
+            Some(json!({"email": email, "name": "J", "password": "correct horse"})),
+        )
+    };
+    // José, precomposed (NFC) then decomposed (NFD).
+    let r = register("jos\u{e9}@example.com").await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let jose = r.body["id"].as_i64().unwrap();
+    assert_error(
+        &register("jose\u{301}@example.com").await,
+        409,
+        "email_taken",
+    );
+    assert_error(
+        &register("JOSE\u{301}@EXAMPLE.com").await,
+        409,
+        "email_taken",
+    );
+    // Full case folding: ß is ss.
+    let r = register("stra\u{df}e@example.com").await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let strasse = r.body["id"].as_i64().unwrap();
+    assert_eq!(r.body["email"], "stra\u{df}e@example.com", "shown as typed");
+    assert_error(&register("STRASSE@example.com").await, 409, "email_taken");
+    assert_error(
+        &register("stra\u{1e9e}e@example.com").await,
+        409,
+        "email_taken",
+    );
+    // Any equivalent form logs in, to the one account.
+    for (email, id) in [
+        ("jos\u{e9}@example.com", jose),
+        ("jose\u{301}@example.com", jose),
+        ("JOS\u{c9}@example.com", jose),
+        ("STRASSE@example.com", strasse),
+        ("strasse@Example.com", strasse),
+        ("stra\u{df}e@example.com", strasse),
+    ] {
+        let r = app.login(email, "correct horse").await;
+        assert_eq!(r.status, 200, "{email:?}: {r:?}");
+        let me = app
+            .get("/auth/me", r.body["access_token"].as_str().unwrap())
+            .await;
+        assert_eq!(me.body["id"], id, "{email:?}");
+    }
+}
+
+#[tokio::test]
+async fn invisible_characters_in_names_and_emails_are_422() {
+    let app = TestApp::spawn().await;
+    let register = |email: &str, name: &str| {
+        app.call(
+            "POST",
+            "/auth/register",
+            None,
+            Some(json!({"email": email, "name": name, "password": "correct horse"})),
+        )
+    };
+    for name in [
+        "Ann\u{200b}",
+        "\u{202e}nnA",
+        "A\u{2066}nn",
+        "\u{feff}Ann",
+        "An\u{ad}n",
+    ] {
+        assert_invalid(&register("ann@example.com", name).await, "name");
+    }
+    assert_invalid(&register("ann\u{200b}@example.com", "Ann").await, "email");
+    // Joiners where they join are writing: an emoji family, a Persian word.
+    let r = register(
+        "family@example.com",
+        "\u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467}",
+    )
+    .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let r = register(
+        "persian@example.com",
+        "\u{645}\u{6cc}\u{200c}\u{62e}\u{648}\u{627}\u{647}\u{645}",
+    )
+    .await;
+    assert_eq!(r.status, 201, "{r:?}");
+}
+
+#[tokio::test]
+async fn accounts_from_before_email_keys_stay_reachable() {
+    let app = TestApp::spawn().await;
+    let older = app.user("legacy").await;
+    let newer = app.user("legacy").await;
+    // As a database from before keys: no keys, and two addresses that now fold to one.
+    let db = database(&app.database_url).await;
+    db.execute(
+        "UPDATE users SET email_key = NULL,
+             email = CASE id WHEN $1 THEN 'stra\u{df}e@example.com' ELSE 'STRASSE@example.com' END
+         WHERE id IN ($1, $2)",
+        &[&older.id, &newer.id],
+    )
+    .await
+    .unwrap();
+    // A new process applies the migration at start-up.
+    let next = TestApp::spawn_on(&app.database_url, |_| {}).await;
+    let keys: Vec<(i64, Option<String>)> = db
+        .query("SELECT id, email_key FROM users ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            (older.id, Some("strasse@example.com".to_string())),
+            (newer.id, None)
+        ],
+        "the older account keeps the key"
+    );
+    // Each logs in with the address it registered.
+    for (email, id) in [
+        ("stra\u{df}e@example.com", older.id),
+        ("STRASSE@example.com", newer.id),
+        ("strasse@example.com", newer.id),
+    ] {
+        let r = next.login(email, "correct horse").await;
+        assert_eq!(r.status, 200, "{email:?}: {r:?}");
+        let me = next
+            .get("/auth/me", r.body["access_token"].as_str().unwrap())
+            .await;
+        assert_eq!(me.body["id"], id, "{email:?}");
+    }
+    // And the key stays taken.
+    let r = next
+        .call(
+            "POST",
+            "/auth/register",
+            None,
+            Some(json!({"email": "Stra\u{df}e@example.com", "name": "S", "password": "correct horse"})),
+        )
+        .await;
+    assert_error(&r, 409, "email_taken");
+}

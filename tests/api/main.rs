@@ -10,6 +10,7 @@ mod docs;
 mod errors;
 mod fanout;
 mod hostile;
+mod limits;
 mod messages;
 mod scaleout;
 mod security;

@@ -1,0 +1,105 @@
+//! Process leases: each rtchat process holds a row in `process_leases` that it renews every
+//! `RTCHAT_LEASE_RENEW_SECS` and that lapses after `LEASE_TTL_RENEWALS` missed renewals, so
+//! every process knows how many live processes share the database. The rate limits divide
+//! their budgets by that number (src/limits.rs); the rows are keyed by a random process id so
+//! that a later feature (presence) can hang per-process state off them.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A lease lapses after this many renewal intervals without a renewal: one slow or failed
+/// renewal (a busy database, a pool briefly empty) must not make the others believe this
+/// process is gone and raise their share of the limits.
+pub const LEASE_TTL_RENEWALS: u32 = 3;
+
+/// How many rtchat processes hold a live lease, this one included; 1 until the first renewal
+/// has counted (a lone process is the safe assumption only for availability, and it lasts
+/// one round trip). Cloned handles share the number.
+#[derive(Clone, Debug)]
+pub struct LiveProcesses(Arc<AtomicUsize>);
+
+impl Default for LiveProcesses {
+    fn default() -> Self {
+        LiveProcesses(Arc::new(AtomicUsize::new(1)))
+    }
+}
+
+impl LiveProcesses {
+    /// The live processes, at least 1.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed).max(1)
+    }
+
+    pub fn set(&self, n: usize) {
+        self.0.store(n.max(1), Ordering::Relaxed);
+    }
+}
+
+/// The number of live rtchat processes sharing this process's database (this one included).
+pub fn live_processes(state: &AppState) -> usize {
+    state.limits.live_processes.get()
+}
+
+/// Holds this process's lease until shutdown, then gives it up. Spawned once by `server::run`
+/// on the session tracker, so that shutdown waits for the lease to be deleted.
+pub async fn run(state: Arc<AppState>) {
+    // Random, so processes need no coordination to pick one; 63 bits make a clash negligible.
+    let process_id = (rand::random::<u64>() >> 1) as i64;
+    let renew = state.config.lease_renew;
+    let ttl = renew * LEASE_TTL_RENEWALS;
+    let mut tick = tokio::time::interval(renew);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        match renew_lease(&state, process_id, ttl).await {
+            Ok(live) => state.limits.live_processes.set(live),
+            // The last count stays: better slightly stale than a wrong guess.
+            Err(e) => tracing::warn!(error = ?e, "renewing the process lease failed"),
+        }
+    }
+    // Deleted at once, so the others take back this process's share now, not after the TTL.
+    let released = async {
+        let client = state.db().await?;
+        client
+            .execute(
+                "DELETE FROM process_leases WHERE process_id = $1",
+                &[&process_id],
+            )
+            .await?;
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    if let Err(e) = released {
+        tracing::warn!(error = ?e, "releasing the process lease failed; it lapses by itself");
+    }
+}
+
+/// Renews this process's lease, forgets lapsed ones, and counts the live ones (this included).
+async fn renew_lease(state: &AppState, process_id: i64, ttl: Duration) -> Result<usize, ApiError> {
+    let client = state.db().await?;
+    let statement = client
+        .prepare_cached(
+            "WITH mine AS (
+                 INSERT INTO process_leases (process_id, expires_at)
+                 VALUES ($1, now() + make_interval(secs => $2))
+                 ON CONFLICT ON CONSTRAINT process_leases_pkey
+                 DO UPDATE SET expires_at = EXCLUDED.expires_at
+             ), lapsed AS (
+                 DELETE FROM process_leases WHERE expires_at < now() AND process_id <> $1
+             )
+             SELECT count(*) FROM process_leases WHERE expires_at >= now() AND process_id <> $1",
+        )
+        .await?;
+    let others: i64 = client
+        .query_one(&statement, &[&process_id, &ttl.as_secs_f64()])
+        .await?
+        .get(0);
+    Ok(1 + others.max(0) as usize)
+}
