@@ -62,6 +62,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "RTCHAT_CORS_ORIGINS", default: "*", help: "comma-separated origins allowed to call the API from a browser" },
     Setting { name: "RTCHAT_TRUSTED_PROXIES", default: "(none)", help: "comma-separated proxy addresses or CIDRs whose X-Forwarded-For names the client" },
     Setting { name: "RTCHAT_LOG", default: "info", help: "log filter (tracing EnvFilter syntax)" },
+    Setting { name: "RTCHAT_WS_QUEUE_BYTES", default: "65536", help: "bytes of frames queued per socket before a slow reader is closed with 1013 (with RTCHAT_MAX_SOCKETS, at most 1.1 GiB per process by default)" },
 ];
 
 /// The validated configuration of one rtchat process.
@@ -112,6 +113,8 @@ pub struct Config {
     pub trusted_proxies: Vec<(std::net::IpAddr, u8)>,
     /// tracing filter.
     pub log_filter: String,
+    /// Bytes of frames a socket may have queued before it is closed as a slow reader.
+    pub ws_queue_bytes: usize,
 }
 
 /// A setting that could not be used, naming the variable.
@@ -225,6 +228,7 @@ impl Config {
                     .collect::<Result<_, _>>()?,
             },
             log_filter: get("RTCHAT_LOG").unwrap_or_else(|| "info".into()),
+            ws_queue_bytes: ranged(&get, "RTCHAT_WS_QUEUE_BYTES", 65_536, 1024, 1 << 30)? as usize,
         })
     }
 

@@ -71,21 +71,25 @@ struct Session<S> {
 }
 
 /// Runs one socket until it ends: `io` after the upgrade's response, with `read`, the bytes
-/// already read past the request. `S` is the bare `TcpStream` (see `super::upgrade`).
+/// already read past the request, and `subscription`, its place in the hub (taken before the
+/// handshake completed, so that it counts against the socket caps at once). `S` is the bare
+/// `TcpStream` (see `super::upgrade`).
 ///
 /// It builds the `WebSocketStream` (312 bytes) itself: a value handed to an async fn keeps
 /// its slot in the future beside wherever the body moves it (into `Session` here), and this
 /// future is an idle socket's largest allocation (1.2 KB of its task's 1.4 KB).
-pub async fn run<S>(state: Arc<AppState>, caller: Caller, since: Option<i64>, io: S, read: Vec<u8>)
-where
+pub async fn run<S>(
+    state: Arc<AppState>,
+    caller: Caller,
+    since: Option<i64>,
+    subscription: Subscription,
+    io: S,
+    read: Vec<u8>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let ws = WebSocketStream::from_partially_read(io, read, Role::Server, Some(ws_config())).await;
-    // Subscribe before reading the log, so nothing committed after the read is missed.
-    let subscription =
-        state
-            .hub
-            .subscribe(caller.user_id, caller.session_id, state.config.ws_queue);
+    // Subscribed before the log is read, so nothing committed after the read is missed.
     let mut session = Session {
         state,
         user_id: caller.user_id,
@@ -143,7 +147,7 @@ where
             Some(since) if since > latest => {
                 // The client knows of events we never had (another deployment, a restored
                 // backup): its state cannot be trusted.
-                self.feed(protocol::resync_required()).await?;
+                self.feed(protocol::resync_required(latest)).await?;
                 self.delivered = latest;
             }
             Some(since) => {
@@ -216,6 +220,7 @@ where
 
     /// Handles one push and whatever else is queued (up to a batch), then flushes once.
     async fn handle_pushes(&mut self, first: Push, sub: &mut Subscription) -> Result<(), End> {
+        sub.taken(&first);
         let mut next = Some(first);
         let mut handled = 0;
         while let Some(push) = next.take() {
@@ -233,7 +238,7 @@ where
             }
             handled += 1;
             if handled < PUSH_BATCH {
-                next = sub.rx.try_recv().ok();
+                next = sub.try_recv();
             }
         }
         self.flush().await
@@ -250,17 +255,11 @@ where
             };
             let (stored, has_more) = match page {
                 Ok(page) => page,
-                Err(ApiError::ResyncRequired) => {
-                    self.feed(protocol::resync_required()).await?;
-                    let client = self.state.db().await.map_err(|_| {
-                        End::Close(protocol::CLOSE_SERVER_ERROR, "database unavailable")
-                    })?;
-                    self.delivered =
-                        events::latest_seq(&client, self.user_id)
-                            .await
-                            .map_err(|_| {
-                                End::Close(protocol::CLOSE_SERVER_ERROR, "database unavailable")
-                            })?;
+                // The stream goes on after `seq`, the latest seq read with the gap, and the
+                // frame says so: the client takes it as its cursor.
+                Err(ApiError::ResyncRequired { seq }) => {
+                    self.feed(protocol::resync_required(seq)).await?;
+                    self.delivered = seq;
                     return Ok(());
                 }
                 Err(_) => {
@@ -332,12 +331,17 @@ where
             return Ok(());
         }
         let members = match self.state.db().await {
-            Ok(client) => chat_members(&client, chat_id).await.unwrap_or_default(),
-            Err(_) => {
-                return self
-                    .send(Message::Text(protocol::error("unavailable", "try again")))
-                    .await
-            }
+            Ok(client) => chat_members(&client, chat_id).await,
+            Err(e) => Err(e),
+        };
+        // A failed read says nothing about membership: not `not_found`.
+        let Ok(members) = members else {
+            return self
+                .send(Message::Text(protocol::error(
+                    "unavailable",
+                    "the database is unavailable, try again",
+                )))
+                .await;
         };
         if !members.contains(&self.user_id) {
             return self
@@ -355,9 +359,10 @@ where
             .into_iter()
             .filter(|id| *id != self.user_id)
             .collect();
+        // Members on other processes hear it through the hint (which names the chat, not
+        // its members); these through the hub.
+        self.state.notifier.typing(chat_id, self.user_id);
         let frame = protocol::typing(chat_id, self.user_id);
-        // Members on other processes hear it through the hint; these through the hub.
-        self.state.notifier.typing(&frame, others.clone());
         self.state.hub.send_ephemeral(&others, frame);
         Ok(())
     }
