@@ -40,6 +40,10 @@ const PUSH_BATCH: usize = 64;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long we wait to hand over a close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a reader closed for overflow (1013) gets to read up to our close frame: it is
+/// slow, not gone, and resumes at once when it sees why. Its queue is freed meanwhile; only
+/// its socket buffers wait.
+const SLOW_CLOSE_TIMEOUT: Duration = WRITE_TIMEOUT;
 /// Client frames allowed per window before the socket is closed with 1008.
 const CLIENT_FRAMES_PER_WINDOW: u32 = 100;
 const CLIENT_WINDOW: Duration = Duration::from_secs(10);
@@ -113,7 +117,12 @@ pub async fn run<S>(
         // The closing handshake: send ours, then read (and discard) until the client's
         // close arrives. Closing the TCP socket with unread data in it would reset the
         // connection, and the client could lose our close frame.
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        let wait = if code == protocol::CLOSE_SLOW {
+            SLOW_CLOSE_TIMEOUT
+        } else {
+            CLOSE_TIMEOUT
+        };
+        let _ = tokio::time::timeout(wait, async {
             session.ws.close(Some(frame)).await?;
             while let Some(message) = session.ws.next().await {
                 message?;
@@ -384,7 +393,8 @@ where
     }
 }
 
-/// Runs a socket write for at most `WRITE_TIMEOUT`, and not past an overflow.
+/// Runs a socket write for at most `WRITE_TIMEOUT`, and not past an overflow (which closes
+/// with 1013: what was written so far stays buffered ahead of the close frame).
 async fn bounded_write(
     write: impl std::future::Future<Output = Result<(), WsError>>,
     overflow: &CancellationToken,
@@ -394,6 +404,6 @@ async fn bounded_write(
             Ok(Ok(())) => Ok(()),
             _ => Err(End::Drop),
         },
-        _ = overflow.cancelled() => Err(End::Drop),
+        _ = overflow.cancelled() => Err(End::Close(protocol::CLOSE_SLOW, "too slow: reconnect with since")),
     }
 }
