@@ -578,15 +578,14 @@ mod tests {
             },
         ]);
         hub.publish(&outbox);
-        let expect = |sub: &mut Subscription, seq: i64, kind: &str, payload: &str| match sub
-            .try_recv()
-        {
-            Some(Push::Event { seq: got, frame }) => {
-                assert_eq!(got, seq);
-                assert_eq!(frame.as_str(), events::frame(kind, seq, payload));
-            }
-            other => panic!("expected event {seq}, got {other:?}"),
-        };
+        let expect =
+            |sub: &mut Subscription, seq: i64, kind: &str, payload: &str| match sub.try_recv() {
+                Some(Push::Event { seq: got, frame }) => {
+                    assert_eq!(got, seq);
+                    assert_eq!(frame.as_str(), events::frame(kind, seq, payload));
+                }
+                other => panic!("expected event {seq}, got {other:?}"),
+            };
         expect(&mut a1, 7, "new_message", payload);
         expect(&mut a2, 7, "new_message", payload);
         expect(&mut b, 3, "new_message", payload);
@@ -657,7 +656,10 @@ mod tests {
         hub.send_ephemeral(&[1], Utf8Bytes::from_static("{}"));
         assert!(!other.overflow.is_cancelled());
         assert!(matches!(other.try_recv(), Some(Push::Event { seq: 6, .. })));
-        assert!(other.try_recv().is_none(), "typing over the bound is dropped");
+        assert!(
+            other.try_recv().is_none(),
+            "typing over the bound is dropped"
+        );
     }
 
     #[test]

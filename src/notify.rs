@@ -19,7 +19,7 @@
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -42,6 +42,11 @@ const PAIRS_PER_HINT: usize = (MAX_PAYLOAD - 100) / MAX_PAIR_LEN;
 /// Backoff bounds for the listener's reconnects.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// A listener connection that was up this long before it dropped is reconnected at once
+/// (this process refuses tokens until it is back); one that dropped sooner is flapping, and
+/// waits for the backoff.
+const STABLE_CONNECTION: Duration = Duration::from_secs(1);
 
 /// Hints handled together (one log read for all of them).
 const HINT_BATCH: usize = 256;
@@ -242,16 +247,18 @@ where
 pub async fn run_listener(state: Arc<AppState>, database_url: String) {
     let mut backoff = MIN_BACKOFF;
     loop {
-        let mut was_up = false;
-        let error = listen_once(&state, &database_url, &mut was_up)
+        let mut up_since = None;
+        let error = listen_once(&state, &database_url, &mut up_since)
             .await
             .err()
             .unwrap_or_else(|| "the listener connection closed".into());
         mark_down(&state);
-        if was_up {
-            // A connection that worked and then dropped: reconnect at once, not after the
-            // backoff of failures long past.
+        if up_since.is_some_and(|t: Instant| t.elapsed() >= STABLE_CONNECTION) {
+            // A connection that worked, then dropped: reconnect at once, and back off
+            // afresh if that fails.
+            tracing::warn!(error = %error, "LISTEN connection lost; reconnecting");
             backoff = MIN_BACKOFF;
+            continue;
         }
         tracing::warn!(error = %error, retry_in = ?backoff, "LISTEN connection lost");
         tokio::time::sleep(backoff).await;
@@ -269,7 +276,7 @@ fn mark_down(state: &AppState) {
 async fn listen_once(
     state: &Arc<AppState>,
     database_url: &str,
-    was_up: &mut bool,
+    up_since: &mut Option<Instant>,
 ) -> Result<(), String> {
     let mut config = tokio_postgres::Config::from_str(database_url).map_err(|e| e.to_string())?;
     config.application_name("rtchat-listener");
@@ -330,7 +337,7 @@ async fn listen_once(
         return Err("the listener connection closed while catching up".into());
     }
     tracing::info!("listening for other processes' events");
-    *was_up = true;
+    *up_since = Some(Instant::now());
     // Hints sent while we were not listening are gone: every local session re-reads.
     state.hub.wake_all();
     while let Some(first) = rx.recv().await {
