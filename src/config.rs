@@ -64,6 +64,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "RTCHAT_LOG", default: "info", help: "log filter (tracing EnvFilter syntax)" },
     Setting { name: "RTCHAT_RATE_LOGIN_PER_EMAIL_GLOBAL", default: "100", help: "failed logins per email from all addresses together per 5 minutes, across all processes (stops distributed guessing; once reached, the email is locked for the rest of the window)" },
     Setting { name: "RTCHAT_LEASE_RENEW_SECS", default: "5", help: "how often a process renews its lease in the process_leases table; a lease lapses after 3 missed renewals. The rate limits are shared evenly among the processes with a live lease" },
+    Setting { name: "RTCHAT_WS_QUEUE_BYTES", default: "65536", help: "bytes of frames queued per socket before a slow reader is closed with 1013 (with RTCHAT_MAX_SOCKETS, at most 1.1 GiB per process by default)" },
 ];
 
 /// The validated configuration of one rtchat process.
@@ -118,6 +119,8 @@ pub struct Config {
     pub rate_login_per_email_global: i32,
     /// How often this process renews its lease (src/leases.rs).
     pub lease_renew: Duration,
+    /// Bytes of frames a socket may have queued before it is closed as a slow reader.
+    pub ws_queue_bytes: usize,
 }
 
 /// A setting that could not be used, naming the variable.
@@ -239,6 +242,7 @@ impl Config {
                 1_000_000,
             )? as i32,
             lease_renew: Duration::from_secs(ranged(&get, "RTCHAT_LEASE_RENEW_SECS", 5, 1, 60)?),
+            ws_queue_bytes: ranged(&get, "RTCHAT_WS_QUEUE_BYTES", 65_536, 1024, 1 << 30)? as usize,
         })
     }
 

@@ -46,8 +46,9 @@ pub enum ApiError {
     MethodNotAllowed(&'static [hyper::Method]),
     /// 409: the email is registered already.
     EmailTaken,
-    /// 410: `since` is older than the retained event log.
-    ResyncRequired,
+    /// 410: `since` is older than the retained event log (or events after it are missing);
+    /// the log goes on after `seq`, the client's new cursor.
+    ResyncRequired { seq: i64 },
     /// 426: `/ws/notif` without a WebSocket handshake.
     UpgradeRequired,
     /// 413: the body is over the limit.
@@ -82,7 +83,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::EmailTaken => StatusCode::CONFLICT,
-            ApiError::ResyncRequired => StatusCode::GONE,
+            ApiError::ResyncRequired { .. } => StatusCode::GONE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
@@ -104,7 +105,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::EmailTaken => "email_taken",
-            ApiError::ResyncRequired => "resync_required",
+            ApiError::ResyncRequired { .. } => "resync_required",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::RequestTimeout => "request_timeout",
             ApiError::UpgradeRequired => "upgrade_required",
@@ -127,7 +128,7 @@ impl ApiError {
             ApiError::NotFound(what) => format!("{what} not found"),
             ApiError::MethodNotAllowed(_) => "method not allowed on this path".into(),
             ApiError::EmailTaken => "this email is registered already".into(),
-            ApiError::ResyncRequired => {
+            ApiError::ResyncRequired { .. } => {
                 "`since` is older than the kept event log: refetch your state over REST".into()
             }
             ApiError::PayloadTooLarge(limit) => format!("the body is over {limit} bytes"),
@@ -161,6 +162,9 @@ impl ApiError {
                 .iter()
                 .map(|e| json!({ "field": e.field, "message": e.message }))
                 .collect();
+        }
+        if let ApiError::ResyncRequired { seq } = &self {
+            body["seq"] = json!(seq);
         }
         let mut response = crate::http::json_response(status, &body);
         let headers = response.headers_mut();

@@ -172,8 +172,8 @@ pub async fn latest_seq(client: &impl GenericClient, user_id: i64) -> Result<i64
 }
 
 /// Up to `limit` events of `user_id` with seq > `since`, ascending, and whether more follow.
-/// `ResyncRequired` when events after `since` were pruned by retention, or `since` is ahead
-/// of the log.
+/// `ResyncRequired` (with the user's latest seq) when any event after `since` is missing
+/// (pruned by retention, or deleted by hand), or `since` is ahead of the log.
 pub async fn read_since(
     client: &impl GenericClient,
     user_id: i64,
@@ -215,14 +215,17 @@ pub async fn read_since(
             })
         })
         .collect();
-    // The log is a prefix 1..last_seq minus what retention pruned from its start: if the
-    // first event after `since` is not the one numbered since+1, it was pruned.
-    let pruned = match events.first() {
-        Some(first) => first.seq != since + 1,
-        None => last_seq > since,
-    };
-    if pruned || since > last_seq {
-        return Err(ApiError::ResyncRequired);
+    // The log is 1..last_seq minus what retention pruned from its start, and a reader sees
+    // it as of one snapshot: the page must be since+1, since+2, ... with no seq missing, and
+    // a last page must end at last_seq. Anything else is a hole (retention pruning `events`
+    // and `user_events` apart, rows deleted by hand) and is never skipped silently.
+    let consecutive = events
+        .iter()
+        .zip(since + 1..)
+        .all(|(event, expected)| event.seq == expected);
+    let complete = has_more || since + events.len() as i64 == last_seq;
+    if !consecutive || !complete {
+        return Err(ApiError::ResyncRequired { seq: last_seq });
     }
     Ok((events, has_more))
 }
@@ -237,18 +240,29 @@ pub async fn prune(
 ) -> Result<u64, ApiError> {
     let seconds = retention.as_secs_f64();
     let mut pruned = 0;
+    // One cutoff for both tables (each batch's own now() would move it between them). An
+    // event's row is written before its user_events rows, so nothing kept points at an
+    // event older than the cutoff except from the same transaction; a hole that leaves
+    // anyway is caught by `read_since`.
+    let cutoff: std::time::SystemTime = client
+        .query_one(
+            "SELECT now() - make_interval(secs => $1::float8)",
+            &[&seconds],
+        )
+        .await?
+        .get(0);
     // In batches, so retention never holds long locks or builds one huge transaction.
     for table in ["user_events", "events"] {
         let statement = client
             .prepare_cached(&format!(
                 "DELETE FROM {table} WHERE ctid = ANY(ARRAY(
                      SELECT ctid FROM {table}
-                     WHERE created_at < now() - make_interval(secs => $1)
+                     WHERE created_at < $1
                      LIMIT {PRUNE_BATCH}))"
             ))
             .await?;
         loop {
-            let n = client.execute(&statement, &[&seconds]).await?;
+            let n = client.execute(&statement, &[&cutoff]).await?;
             if table == "user_events" {
                 pruned += n;
             }

@@ -27,6 +27,36 @@ pub enum Push {
     Ephemeral(Utf8Bytes),
 }
 
+impl Push {
+    /// The frame bytes this push holds in a queue (a shared frame counts in every queue that
+    /// holds it: the worst case, distinct frames, is what the bound is for).
+    fn bytes(&self) -> usize {
+        match self {
+            Push::Event { frame, .. } | Push::Ephemeral(frame) => frame.len(),
+            Push::CatchUp => 0,
+        }
+    }
+}
+
+/// Why a socket could not be registered.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CapReached {
+    /// The process holds its maximum of sockets.
+    Process,
+    /// The user holds their maximum of sockets in this process.
+    User,
+}
+
+/// The bounds of one socket's queue.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueBounds {
+    /// Pushes queued at most (`CatchUp` holds no bytes but takes a place).
+    pub frames: usize,
+    /// Bytes of frames queued at most; one frame is always taken by an empty queue, so a
+    /// frame larger than the bound is not a slow reader.
+    pub bytes: usize,
+}
+
 struct Subscriber {
     id: u64,
     tx: mpsc::Sender<Push>,
@@ -38,6 +68,9 @@ struct Subscriber {
     revoked: CancellationToken,
     /// Cancelled when the queue overflowed: the session closes with 1013.
     overflow: CancellationToken,
+    /// Bytes of the frames in the queue, and their bound.
+    queued: Arc<AtomicUsize>,
+    max_bytes: usize,
 }
 
 /// The registry of this process's sessions by user.
@@ -58,7 +91,10 @@ pub struct Subscription {
     hub: Arc<Hub>,
     id: u64,
     user_id: i64,
+    /// What the hub hands this socket; a push taken from here directly is passed to `taken`.
     pub rx: mpsc::Receiver<Push>,
+    /// Bytes of the frames in `rx`, released as they are taken.
+    queued: Arc<AtomicUsize>,
     pub overflow: CancellationToken,
     /// The session stores the last seq it sent here, for `wake_behind`.
     pub delivered: Arc<AtomicI64>,
@@ -82,18 +118,36 @@ impl Drop for Subscription {
     }
 }
 
+impl Subscription {
+    /// Releases the queue bytes of a push taken from `rx`.
+    pub fn taken(&self, push: &Push) {
+        self.queued.fetch_sub(push.bytes(), Ordering::Relaxed);
+    }
+
+    /// The next push if one is queued.
+    pub fn try_recv(&mut self) -> Option<Push> {
+        let push = self.rx.try_recv().ok()?;
+        self.taken(&push);
+        Some(push)
+    }
+}
+
 impl Hub {
-    /// Registers a socket of `user_id` (token of login session `session_id`) with a queue of
-    /// `capacity` pushes.
-    pub fn subscribe(
+    /// Registers a socket of `user_id` (token of login session `session_id`), unless that
+    /// would take the process past `max_sockets` or the user past `max_per_user`: checked
+    /// and counted under one lock, so concurrent handshakes cannot all pass the check.
+    pub fn try_subscribe(
         self: &Arc<Self>,
         user_id: i64,
         session_id: i64,
-        capacity: usize,
-    ) -> Subscription {
-        let (tx, rx) = mpsc::channel(capacity);
+        bounds: QueueBounds,
+        max_sockets: usize,
+        max_per_user: usize,
+    ) -> Result<Subscription, CapReached> {
+        let (tx, rx) = mpsc::channel(bounds.frames);
         let overflow = CancellationToken::new();
         let revoked = CancellationToken::new();
+        let queued = Arc::new(AtomicUsize::new(0));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         // "Not behind" until the session has read where it starts.
         let delivered = Arc::new(AtomicI64::new(i64::MAX));
@@ -104,23 +158,47 @@ impl Hub {
             delivered: delivered.clone(),
             session_id,
             revoked: revoked.clone(),
+            queued: queued.clone(),
+            max_bytes: bounds.bytes,
         };
-        self.sessions
-            .lock()
-            .expect("hub lock poisoned")
-            .entry(user_id)
-            .or_default()
-            .push(Arc::new(subscriber));
-        self.sockets.fetch_add(1, Ordering::Relaxed);
-        Subscription {
+        {
+            let mut sessions = self.sessions.lock().expect("hub lock poisoned");
+            // `sockets` changes only under this lock.
+            if self.sockets.load(Ordering::Relaxed) >= max_sockets {
+                return Err(CapReached::Process);
+            }
+            let list = sessions.entry(user_id).or_default();
+            if list.len() >= max_per_user {
+                if list.is_empty() {
+                    sessions.remove(&user_id);
+                }
+                return Err(CapReached::User);
+            }
+            list.push(Arc::new(subscriber));
+            self.sockets.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Subscription {
             hub: self.clone(),
             id,
             user_id,
             rx,
+            queued,
             overflow,
             delivered,
             revoked,
-        }
+        })
+    }
+
+    /// Registers a socket with no cap (tests).
+    #[cfg(test)]
+    pub fn subscribe(
+        self: &Arc<Self>,
+        user_id: i64,
+        session_id: i64,
+        bounds: QueueBounds,
+    ) -> Subscription {
+        self.try_subscribe(user_id, session_id, bounds, usize::MAX, usize::MAX)
+            .expect("no cap")
     }
 
     /// Hands committed events to the sockets of their recipients in this process.
@@ -267,12 +345,13 @@ impl Hub {
         }
     }
 
-    /// Sends an ephemeral frame to the sockets of `user_ids`; dropped where a queue is full.
+    /// Sends an ephemeral frame to the sockets of `user_ids`; dropped where a queue is full
+    /// (typing is best-effort: a socket is not closed for it).
     pub fn send_ephemeral(&self, user_ids: &[i64], frame: Utf8Bytes) {
         let sessions = self.sessions.lock().expect("hub lock poisoned");
         for user_id in user_ids {
             for s in sessions.get(user_id).into_iter().flatten() {
-                let _ = s.tx.try_send(Push::Ephemeral(frame.clone()));
+                let _ = enqueue(s, Push::Ephemeral(frame.clone()));
             }
         }
     }
@@ -297,16 +376,40 @@ impl Hub {
 
 /// Queues `push` for one socket; whether it was queued.
 fn offer(s: &Subscriber, push: Push) -> bool {
-    match s.tx.try_send(push) {
+    match enqueue(s, push) {
         Ok(()) => true,
         // A full queue means a reader that does not keep up: it is closed with 1013 and
         // resumes with `since`; nobody else waits for it.
-        Err(mpsc::error::TrySendError::Full(_)) => {
+        Err(Refused::Full) => {
             s.overflow.cancel();
             false
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
+        Err(Refused::Closed) => false,
     }
+}
+
+enum Refused {
+    /// Over the queue's frame or byte bound.
+    Full,
+    /// The session is gone.
+    Closed,
+}
+
+/// Queues `push` within the socket's bounds, counting its bytes.
+fn enqueue(s: &Subscriber, push: Push) -> Result<(), Refused> {
+    let bytes = push.bytes();
+    let before = s.queued.fetch_add(bytes, Ordering::Relaxed);
+    if before > 0 && before + bytes > s.max_bytes {
+        s.queued.fetch_sub(bytes, Ordering::Relaxed);
+        return Err(Refused::Full);
+    }
+    s.tx.try_send(push).map_err(|e| {
+        s.queued.fetch_sub(bytes, Ordering::Relaxed);
+        match e {
+            mpsc::error::TrySendError::Full(_) => Refused::Full,
+            mpsc::error::TrySendError::Closed(_) => Refused::Closed,
+        }
+    })
 }
 
 /// Queues one event for the sockets of one user; how many took it. The last socket gets
@@ -453,9 +556,13 @@ mod tests {
     async fn publish_hands_each_socket_its_users_frame_in_order() {
         use crate::events::{Appended, EventType};
         let hub = Arc::new(Hub::default());
-        let mut a1 = hub.subscribe(1, 10, 16);
-        let mut a2 = hub.subscribe(1, 11, 16);
-        let mut b = hub.subscribe(2, 20, 16);
+        let bounds = QueueBounds {
+            frames: 16,
+            bytes: 1 << 20,
+        };
+        let mut a1 = hub.subscribe(1, 10, bounds);
+        let mut a2 = hub.subscribe(1, 11, bounds);
+        let mut b = hub.subscribe(2, 20, bounds);
         assert_eq!(hub.socket_count(), 3);
         let payload = r#"{"text":"hi"}"#;
         let outbox = Outbox::from_committed(vec![
@@ -471,20 +578,19 @@ mod tests {
             },
         ]);
         hub.publish(&outbox);
-        let expect = |rx: &mut mpsc::Receiver<Push>, seq: i64, kind: &str, payload: &str| match rx
-            .try_recv()
-        {
-            Ok(Push::Event { seq: got, frame }) => {
-                assert_eq!(got, seq);
-                assert_eq!(frame.as_str(), events::frame(kind, seq, payload));
-            }
-            other => panic!("expected event {seq}, got {other:?}"),
-        };
-        expect(&mut a1.rx, 7, "new_message", payload);
-        expect(&mut a2.rx, 7, "new_message", payload);
-        expect(&mut b.rx, 3, "new_message", payload);
-        expect(&mut b.rx, 4, "read", "{}");
-        assert!(a1.rx.try_recv().is_err() && b.rx.try_recv().is_err());
+        let expect =
+            |sub: &mut Subscription, seq: i64, kind: &str, payload: &str| match sub.try_recv() {
+                Some(Push::Event { seq: got, frame }) => {
+                    assert_eq!(got, seq);
+                    assert_eq!(frame.as_str(), events::frame(kind, seq, payload));
+                }
+                other => panic!("expected event {seq}, got {other:?}"),
+            };
+        expect(&mut a1, 7, "new_message", payload);
+        expect(&mut a2, 7, "new_message", payload);
+        expect(&mut b, 3, "new_message", payload);
+        expect(&mut b, 4, "read", "{}");
+        assert!(a1.try_recv().is_none() && b.try_recv().is_none());
         assert_eq!(hub.delivered.load(Ordering::Relaxed), 4);
 
         let read = FrameTemplate::new("read", "{}");
@@ -493,8 +599,8 @@ mod tests {
             (3, 1, read.frame(1)),
             (2, 6, read.frame(6)),
         ]);
-        expect(&mut b.rx, 5, "read", "{}");
-        expect(&mut b.rx, 6, "read", "{}");
+        expect(&mut b, 5, "read", "{}");
+        expect(&mut b, 6, "read", "{}");
         assert_eq!(hub.delivered.load(Ordering::Relaxed), 6);
 
         drop(a2);
@@ -504,5 +610,79 @@ mod tests {
         drop(b);
         assert_eq!(hub.socket_count(), 0);
         assert!(hub.connected_users().is_empty());
+    }
+
+    /// A `Read` event for user 1 at `seq` whose frame is `len` bytes.
+    fn big_event(seq: i64, len: usize) -> Outbox {
+        use crate::events::{Appended, EventType};
+        let head = events::frame("read", seq, r#""""#).len();
+        let payload = format!(r#""{}""#, "x".repeat(len - head));
+        Outbox::from_committed(vec![Appended {
+            kind: EventType::Read.as_str(),
+            payload: payload.into(),
+            deliveries: vec![(1, seq)],
+        }])
+    }
+
+    #[test]
+    fn a_queue_is_bounded_by_the_bytes_of_its_frames() {
+        let hub = Arc::new(Hub::default());
+        let bounds = QueueBounds {
+            frames: 1000,
+            bytes: 64 * 1024,
+        };
+        let mut slow = hub.subscribe(1, 10, bounds);
+        // Four 16 KiB frames fill 64 KiB exactly; the fifth overflows, long before the
+        // frame bound.
+        for seq in 1..=4 {
+            hub.publish(&big_event(seq, 16 * 1024));
+            assert!(!slow.overflow.is_cancelled(), "overflowed at {seq}");
+        }
+        assert_eq!(slow.queued.load(Ordering::Relaxed), 64 * 1024);
+        hub.publish(&big_event(5, 16 * 1024));
+        assert!(slow.overflow.is_cancelled());
+        assert_eq!(slow.queued.load(Ordering::Relaxed), 64 * 1024);
+        // What the session takes is released.
+        for seq in 1..=4 {
+            assert!(matches!(slow.try_recv(), Some(Push::Event { seq: s, .. }) if s == seq));
+        }
+        assert!(slow.try_recv().is_none());
+        assert_eq!(slow.queued.load(Ordering::Relaxed), 0);
+
+        // An empty queue takes one frame of any size; typing never closes a socket.
+        let mut other = hub.subscribe(1, 11, bounds);
+        hub.publish(&big_event(6, 100 * 1024));
+        assert!(!other.overflow.is_cancelled());
+        hub.send_ephemeral(&[1], Utf8Bytes::from_static("{}"));
+        assert!(!other.overflow.is_cancelled());
+        assert!(matches!(other.try_recv(), Some(Push::Event { seq: 6, .. })));
+        assert!(
+            other.try_recv().is_none(),
+            "typing over the bound is dropped"
+        );
+    }
+
+    #[test]
+    fn socket_caps_are_checked_and_taken_under_one_lock() {
+        let hub = Arc::new(Hub::default());
+        let bounds = QueueBounds {
+            frames: 4,
+            bytes: 1024,
+        };
+        let a = hub.try_subscribe(1, 10, bounds, 3, 2).unwrap();
+        let _b = hub.try_subscribe(1, 11, bounds, 3, 2).unwrap();
+        assert_eq!(
+            hub.try_subscribe(1, 12, bounds, 3, 2).err(),
+            Some(CapReached::User)
+        );
+        let _c = hub.try_subscribe(2, 20, bounds, 3, 2).unwrap();
+        assert_eq!(
+            hub.try_subscribe(3, 30, bounds, 3, 2).err(),
+            Some(CapReached::Process)
+        );
+        assert_eq!(hub.socket_count(), 3);
+        assert!(!hub.connected_users().contains(&3));
+        drop(a);
+        assert!(hub.try_subscribe(3, 30, bounds, 3, 2).is_ok());
     }
 }

@@ -4,10 +4,12 @@
 //!
 //! - `Notifier` coalesces hints: commits only add to a set; one task drains it with one
 //!   `pg_notify` per batch, in its own short transaction (a NOTIFY inside the writing
-//!   transaction would take PostgreSQL's instance-wide notify lock at every commit).
-//! - `listen` keeps a dedicated connection LISTENing, reconnecting with backoff; each time
-//!   it (re)connects it wakes every local session, since hints sent while it was away are
-//!   lost.
+//!   transaction would take PostgreSQL's instance-wide notify lock at every commit). A
+//!   failed NOTIFY is retried a few times, then left to the sweep.
+//! - `listen` keeps a dedicated connection LISTENing, reconnecting with backoff. While it is
+//!   down the revocation set is stale (tokens are refused with 503, see `revocation`); each
+//!   time it (re)connects it reloads the revoked sessions, closes their sockets, and wakes
+//!   every local session, since hints sent while it was away are lost.
 //! - `sweep` is the safety net for any other lost hint: every few seconds one query compares
 //!   the connected users' `last_seq` with what their sessions delivered.
 //!
@@ -15,15 +17,14 @@
 //! latency, never an event.
 
 use std::str::FromStr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Notify};
 use tokio_postgres::{AsyncMessage, NoTls};
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::hub::{FrameTemplate, Hub};
 use crate::state::AppState;
@@ -42,6 +43,11 @@ const PAIRS_PER_HINT: usize = (MAX_PAYLOAD - 100) / MAX_PAIR_LEN;
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// A listener connection that was up this long before it dropped is reconnected at once
+/// (this process refuses tokens until it is back); one that dropped sooner is flapping, and
+/// waits for the backoff.
+const STABLE_CONNECTION: Duration = Duration::from_secs(1);
+
 /// Hints handled together (one log read for all of them).
 const HINT_BATCH: usize = 256;
 
@@ -51,6 +57,14 @@ const MAX_HINT_SPAN: i64 = 64;
 
 /// Notifications waiting between the listener connection and the task that handles them.
 const LISTEN_QUEUE: usize = 1024;
+
+/// Tries per NOTIFY (pausing `MIN_BACKOFF`, then twice that, between them): a brief outage
+/// is bridged; a longer one is left to the sweep rather than hold up later hints.
+const NOTIFY_ATTEMPTS: u32 = 3;
+
+/// Typing hints queued for the other processes; under a flood newer ones are dropped
+/// (typing is best-effort).
+const MAX_PENDING_TYPING: usize = 1024;
 
 /// One NOTIFY payload.
 #[derive(Serialize, Deserialize, Debug, Default, PartialEq)]
@@ -63,9 +77,11 @@ struct Hint {
     /// Revoked login sessions: their tokens stop working, their sockets close.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     r: Vec<i64>,
-    /// An ephemeral `typing` frame and the users it is for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    t: Option<(String, Vec<i64>)>,
+    /// `(chat_id, user_id)`: this user is typing in this chat. By reference: the receiver
+    /// reads the chat's members itself (a list of a large group's members would not fit in
+    /// a NOTIFY).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    y: Vec<(i64, i64)>,
 }
 
 /// Collects hints after commits and sends them in batches.
@@ -83,7 +99,7 @@ struct Pending {
     /// `seqs` is compacted when it grows past this.
     compact_at: usize,
     revoked: Vec<i64>,
-    typing: Vec<(String, Vec<i64>)>,
+    typing: Vec<(i64, i64)>,
 }
 
 /// Pending `(user, seq)`s kept before the first compaction.
@@ -134,12 +150,11 @@ impl Notifier {
         self.wake.notify_one();
     }
 
-    /// Queues an ephemeral frame for users on other processes.
-    pub fn typing(&self, frame: &str, users: Vec<i64>) {
+    /// Tells the other processes that `user_id` is typing in `chat_id`.
+    pub fn typing(&self, chat_id: i64, user_id: i64) {
         let mut pending = self.pending.lock().expect("notifier lock poisoned");
-        // Typing is best-effort: under a flood, drop rather than grow.
-        if pending.typing.len() < 1024 {
-            pending.typing.push((frame.to_string(), users));
+        if pending.typing.len() < MAX_PENDING_TYPING {
+            pending.typing.push((chat_id, user_id));
         }
         drop(pending);
         self.wake.notify_one();
@@ -167,29 +182,27 @@ impl Notifier {
             };
             payloads.push(serde_json::to_string(&r).expect("hints serialise"));
         }
-        for (frame, users) in pending.typing {
-            let t = Hint {
+        for pairs in pending.typing.chunks(PAIRS_PER_HINT) {
+            let y = Hint {
                 o: self.instance,
-                t: Some((frame, users)),
+                y: pairs.to_vec(),
                 ..Hint::default()
             };
-            let text = serde_json::to_string(&t).expect("hints serialise");
-            if text.len() < MAX_PAYLOAD {
-                payloads.push(text);
-            }
+            payloads.push(serde_json::to_string(&y).expect("hints serialise"));
         }
         payloads
     }
 }
 
-/// Sends pending hints until the process stops. A failed send is retried with the hints
-/// still pending, after a pause.
+/// Sends pending hints until the process stops. A failed send is tried again up to
+/// `NOTIFY_ATTEMPTS` times in all, then given up: the other processes' sweeps (events and
+/// revocations) and reconnect wake-ups cover a lost hint.
 pub async fn run_notifier(state: Arc<AppState>) {
     loop {
         state.notifier.wake.notified().await;
         let payloads = state.notifier.take_payloads();
         for payload in payloads {
-            let sent = async {
+            let sent = retry(NOTIFY_ATTEMPTS, MIN_BACKOFF, || async {
                 let client = state.db().await.map_err(|e| format!("{e:?}"))?;
                 let statement = client
                     .prepare_cached("SELECT pg_notify($1, $2)")
@@ -198,15 +211,35 @@ pub async fn run_notifier(state: Arc<AppState>) {
                 client
                     .execute(&statement, &[&CHANNEL, &payload])
                     .await
+                    .map(drop)
                     .map_err(|e| e.to_string())
-            }
+            })
             .await;
             if let Err(e) = sent {
-                // Other processes' sweeps and reconnect wake-ups cover a lost hint.
-                tracing::warn!(error = %e, "NOTIFY failed; other processes will catch up by their sweep");
-                tokio::time::sleep(MIN_BACKOFF).await;
+                tracing::warn!(error = %e, attempts = NOTIFY_ATTEMPTS, "NOTIFY failed; other processes will catch up by their sweep");
             }
         }
+    }
+}
+
+/// Runs `attempt` until it succeeds, at most `attempts` times, pausing `pause` after the
+/// first failure and twice as long after each next one; the last error if none succeeded.
+async fn retry<F, Fut>(attempts: u32, pause: Duration, mut attempt: F) -> Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let mut pause = pause;
+    let mut tried = 1;
+    loop {
+        match attempt().await {
+            Ok(()) => return Ok(()),
+            Err(e) if tried >= attempts => return Err(e),
+            Err(e) => tracing::debug!(error = %e, tried, "NOTIFY failed; trying again"),
+        }
+        tokio::time::sleep(pause).await;
+        pause *= 2;
+        tried += 1;
     }
 }
 
@@ -214,48 +247,97 @@ pub async fn run_notifier(state: Arc<AppState>) {
 pub async fn run_listener(state: Arc<AppState>, database_url: String) {
     let mut backoff = MIN_BACKOFF;
     loop {
-        match listen_once(&state, &database_url).await {
-            Ok(()) => backoff = MIN_BACKOFF,
-            Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "LISTEN connection lost"),
+        let mut up_since = None;
+        let error = listen_once(&state, &database_url, &mut up_since)
+            .await
+            .err()
+            .unwrap_or_else(|| "the listener connection closed".into());
+        mark_down(&state);
+        if up_since.is_some_and(|t: Instant| t.elapsed() >= STABLE_CONNECTION) {
+            // A connection that worked, then dropped: reconnect at once, and back off
+            // afresh if that fails.
+            tracing::warn!(error = %error, "LISTEN connection lost; reconnecting");
+            backoff = MIN_BACKOFF;
+            continue;
         }
+        tracing::warn!(error = %error, retry_in = ?backoff, "LISTEN connection lost");
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
-async fn listen_once(state: &Arc<AppState>, database_url: &str) -> Result<(), String> {
+/// From here on hints may be lost: readiness goes, and tokens are refused until the
+/// revocation set is reloaded.
+fn mark_down(state: &AppState) {
+    state.revoked.set_current(false);
+    state.listening.store(false, Ordering::Relaxed);
+}
+
+async fn listen_once(
+    state: &Arc<AppState>,
+    database_url: &str,
+    up_since: &mut Option<Instant>,
+) -> Result<(), String> {
     let mut config = tokio_postgres::Config::from_str(database_url).map_err(|e| e.to_string())?;
     config.application_name("rtchat-listener");
     config.connect_timeout(Duration::from_secs(5));
     let (client, mut connection) = config.connect(NoTls).await.map_err(|e| e.to_string())?;
     let (tx, mut rx) = mpsc::channel::<String>(LISTEN_QUEUE);
     let own = state.notifier.instance;
+    let driver_state = state.clone();
+    // Cleared by the driver when the connection ends, before it marks the set stale: checked
+    // after marking it current, so that a drop during the catch-up cannot leave it current.
+    let alive = Arc::new(AtomicBool::new(true));
+    let driver_alive = alive.clone();
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(message) = messages.next().await {
-            match message {
-                Ok(AsyncMessage::Notification(n)) => {
-                    // Our own hints come back too: the hub delivered those already. Dropped
-                    // here, before they are copied, queued or parsed.
-                    if origin(n.payload()) == Some(own) {
-                        continue;
+        let ended = async {
+            while let Some(message) = messages.next().await {
+                match message {
+                    Ok(AsyncMessage::Notification(n)) => {
+                        // Our own hints come back too: the hub delivered those already.
+                        // Dropped here, before they are copied, queued or parsed.
+                        if origin(n.payload()) == Some(own) {
+                            continue;
+                        }
+                        if tx.send(n.payload().to_string()).await.is_err() {
+                            break;
+                        }
                     }
-                    if tx.send(n.payload().to_string()).await.is_err() {
-                        break;
-                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(e.to_string()),
                 }
-                Ok(_) => {}
-                Err(e) => return Err(e.to_string()),
             }
+            Ok(())
         }
-        Ok(())
+        .await;
+        // At once, not after the hints still queued are handled: a revocation committed
+        // from now on may not reach this process.
+        driver_alive.store(false, Ordering::SeqCst);
+        mark_down(&driver_state);
+        ended
     });
     client
         .batch_execute(&format!("LISTEN {CHANNEL}"))
         .await
         .map_err(|e| e.to_string())?;
-    tracing::info!("listening for other processes' events");
+    // Revocations committed while we were not listening: their hints are gone. Read after
+    // LISTEN, so one committed later arrives as a hint.
+    let newly_revoked = async {
+        let client = state.db().await?;
+        state.revoked.load(&client).await
+    }
+    .await
+    .map_err(|e| format!("reloading revoked sessions: {e:?}"))?;
+    state.hub.close_sessions(&newly_revoked);
+    state.revoked.set_current(true);
     state.listening.store(true, Ordering::Relaxed);
+    if !alive.load(Ordering::SeqCst) {
+        mark_down(state);
+        return Err("the listener connection closed while catching up".into());
+    }
+    tracing::info!("listening for other processes' events");
+    *up_since = Some(Instant::now());
     // Hints sent while we were not listening are gone: every local session re-reads.
     state.hub.wake_all();
     while let Some(first) = rx.recv().await {
@@ -269,7 +351,7 @@ async fn listen_once(state: &Arc<AppState>, database_url: &str) -> Result<(), St
         }
         handle(state, &payloads).await;
     }
-    state.listening.store(false, Ordering::Relaxed);
+    mark_down(state);
     match driver.await {
         Ok(Err(e)) => Err(e),
         _ => Err("the listener connection closed".into()),
@@ -370,6 +452,7 @@ fn json_int(text: &[u8], at: usize) -> Option<(i64, usize)> {
 async fn handle(state: &AppState, payloads: &[String]) {
     let hub: &Hub = &state.hub;
     let mut seqs: Vec<(i64, i64)> = Vec::new();
+    let mut typing: Vec<(i64, i64)> = Vec::new();
     for payload in payloads {
         // Own hints in the fast form were dropped by the listener already; this catches
         // any other form.
@@ -384,10 +467,11 @@ async fn handle(state: &AppState, payloads: &[String]) {
             state.revoked.insert(&hint.r);
             hub.close_sessions(&hint.r);
         }
-        if let Some((frame, users)) = hint.t {
-            hub.send_ephemeral(&users, Utf8Bytes::from(frame));
-        }
+        typing.extend(hint.y);
         seqs.extend(hint.e);
+    }
+    if !typing.is_empty() && hub.socket_count() > 0 {
+        forward_typing(state, &typing).await;
     }
     if seqs.is_empty() {
         return;
@@ -444,6 +528,43 @@ async fn handle(state: &AppState, payloads: &[String]) {
         }
         // The sockets read the log themselves, later.
         Err(_) => hub.wake(&users),
+    }
+}
+
+/// Sends `typing` for each `(chat, typist)` to the chat's other members with a socket here:
+/// one read of the chats' members for the batch. Best-effort, like typing itself: if the
+/// read fails, these frames are dropped.
+async fn forward_typing(state: &AppState, typing: &[(i64, i64)]) {
+    let mut chats: Vec<i64> = typing.iter().map(|(chat, _)| *chat).collect();
+    chats.sort_unstable();
+    chats.dedup();
+    let rows = async {
+        let client = state.db().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT chat_id, array_agg(user_id) FROM chat_members
+                 WHERE chat_id = ANY($1) GROUP BY chat_id",
+            )
+            .await?;
+        Ok::<_, crate::error::ApiError>(client.query(&statement, &[&chats]).await?)
+    }
+    .await;
+    let members: std::collections::HashMap<i64, Vec<i64>> = match rows {
+        Ok(rows) => rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
+        Err(e) => return tracing::debug!(error = ?e, "typing from other processes dropped"),
+    };
+    for &(chat, typist) in typing {
+        let Some(members) = members.get(&chat) else {
+            continue;
+        };
+        // The typist was a member when it typed; one who left since is not forwarded.
+        if !members.contains(&typist) {
+            continue;
+        }
+        let others: Vec<i64> = members.iter().copied().filter(|u| *u != typist).collect();
+        state
+            .hub
+            .send_ephemeral(&others, crate::ws::protocol::typing(chat, typist));
     }
 }
 
@@ -524,7 +645,7 @@ mod tests {
         let n = Notifier::new(u64::MAX);
         n.events([(1, 2)]);
         n.revoked(&[5]);
-        n.typing("{}", vec![3]);
+        n.typing(4, 3);
         let payloads = n.take_payloads();
         assert_eq!(payloads.len(), 3);
         for payload in &payloads {
@@ -612,5 +733,43 @@ mod tests {
             })
         );
         assert_eq!(parse_hint("nonsense"), None);
+    }
+
+    #[tokio::test]
+    async fn a_failed_notify_is_tried_again_a_bounded_number_of_times() {
+        use std::sync::atomic::AtomicU32;
+        let calls = AtomicU32::new(0);
+        let failing_twice = || async {
+            match calls.fetch_add(1, Ordering::Relaxed) {
+                0 | 1 => Err("down".to_string()),
+                _ => Ok(()),
+            }
+        };
+        let pause = Duration::from_millis(1);
+        assert_eq!(retry(3, pause, failing_twice).await, Ok(()));
+        assert_eq!(calls.load(Ordering::Relaxed), 3);
+
+        calls.store(0, Ordering::Relaxed);
+        let always = || async {
+            calls.fetch_add(1, Ordering::Relaxed);
+            Err::<(), _>("down".to_string())
+        };
+        assert_eq!(retry(3, pause, always).await, Err("down".to_string()));
+        assert_eq!(calls.load(Ordering::Relaxed), 3, "bounded");
+    }
+
+    #[test]
+    fn typing_hints_name_the_chat_not_its_members() {
+        let n = Notifier::new(1);
+        for user in 0..1000 {
+            n.typing(42, user);
+        }
+        let payloads = n.take_payloads();
+        assert!(payloads.iter().all(|p| p.len() < 8000));
+        let pairs: Vec<(i64, i64)> = payloads
+            .iter()
+            .flat_map(|p| serde_json::from_str::<Hint>(p).unwrap().y)
+            .collect();
+        assert_eq!(pairs, (0..1000).map(|u| (42, u)).collect::<Vec<_>>());
     }
 }

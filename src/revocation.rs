@@ -5,8 +5,15 @@
 //!
 //! An entry is needed only while the session's access tokens can still be valid: for the
 //! token lifetime (plus the clock leeway) after revocation.
+//!
+//! The set is only complete while the LISTEN connection is up: a hint sent while it is down
+//! is lost. So the set is marked stale when that connection drops, and `check` then refuses
+//! every token with 503 rather than trust it; the listener marks it current again only after
+//! it is LISTENing again and has reloaded the revoked sessions from PostgreSQL (a logout
+//! committed before the reload is in it, one after it sends a hint that now arrives).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -21,6 +28,8 @@ pub struct Revoked {
     /// Session id → when the entry may be forgotten.
     sessions: Mutex<HashMap<i64, Instant>>,
     keep: Duration,
+    /// Whether every revocation committed so far is in `sessions` (see the module doc).
+    current: AtomicBool,
 }
 
 impl Revoked {
@@ -28,7 +37,27 @@ impl Revoked {
         Revoked {
             sessions: Mutex::new(HashMap::new()),
             keep: token_ttl + LEEWAY,
+            current: AtomicBool::new(false),
         }
+    }
+
+    /// Whether a token of `session_id` may be trusted: 401 if the session was revoked, 503
+    /// while this process may have missed a revocation.
+    pub fn check(&self, session_id: i64) -> Result<(), ApiError> {
+        if self.contains(session_id) {
+            return Err(ApiError::Unauthorized("the session has ended"));
+        }
+        if !self.current.load(Ordering::SeqCst) {
+            return Err(ApiError::Unavailable(
+                "revoked sessions not caught up: the LISTEN connection is down".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Marks the set complete (after a reload with the LISTEN connection up) or stale.
+    pub fn set_current(&self, current: bool) {
+        self.current.store(current, Ordering::SeqCst);
     }
 
     pub fn contains(&self, session_id: i64) -> bool {

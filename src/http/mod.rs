@@ -93,9 +93,7 @@ impl Ctx {
         let token = request_token(&self.parts.headers, &self.query)
             .ok_or(ApiError::Unauthorized("a bearer token is required"))?;
         let caller = self.state.auth.verify(token)?;
-        if self.state.revoked.contains(caller.session_id) {
-            return Err(ApiError::Unauthorized("the session has ended"));
-        }
+        self.state.revoked.check(caller.session_id)?;
         Ok(caller)
     }
 

@@ -1,7 +1,7 @@
 //! `/ws/notif`: authenticating and upgrading the request, then handing the socket to its
 //! session task (`session`). The frames themselves are in `protocol`.
 
-mod protocol;
+pub(crate) mod protocol;
 mod session;
 
 use std::sync::Arc;
@@ -22,6 +22,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::error::{ApiError, ApiResult, Body};
 use crate::http::{parse_query, request_token};
+use crate::hub::{CapReached, QueueBounds};
 use crate::server::ConnectionSlot;
 use crate::state::AppState;
 
@@ -58,9 +59,7 @@ pub async fn upgrade(
     let token = request_token(req.headers(), &query)
         .ok_or(ApiError::Unauthorized("a token is required"))?;
     let caller = state.auth.verify(token)?;
-    if state.revoked.contains(caller.session_id) {
-        return Err(ApiError::Unauthorized("the session has ended"));
-    }
+    state.revoked.check(caller.session_id)?;
     let since = match query.iter().rev().find(|(k, _)| k == "since") {
         None => None,
         Some((_, raw)) => Some(
@@ -95,9 +94,27 @@ pub async fn upgrade(
             "the server holds its maximum of sockets".into(),
         ));
     }
-    if state.hub.user_socket_count(caller.user_id) >= state.config.max_sockets_per_user {
-        return Err(ApiError::TooManySockets);
-    }
+    // The slot is taken now, before the 101: checked and counted at once, so concurrent
+    // handshakes cannot all pass the caps (the check above is only the cheap early answer).
+    let bounds = QueueBounds {
+        frames: state.config.ws_queue,
+        bytes: state.config.ws_queue_bytes,
+    };
+    let subscription = match state.hub.try_subscribe(
+        caller.user_id,
+        caller.session_id,
+        bounds,
+        state.config.max_sockets,
+        state.config.max_sockets_per_user,
+    ) {
+        Ok(subscription) => subscription,
+        Err(CapReached::User) => return Err(ApiError::TooManySockets),
+        Err(CapReached::Process) => {
+            return Err(ApiError::Unavailable(
+                "the server holds its maximum of sockets".into(),
+            ))
+        }
+    };
 
     let on_upgrade = hyper::upgrade::on(&mut req);
     // The socket holds its connection's slot until it closes.
@@ -107,6 +124,7 @@ pub async fn upgrade(
         let _slot = slot;
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
+            // The subscription is dropped with the task: the slot is free again.
             Err(e) => return tracing::debug!(error = %e, "upgrade failed"),
         };
         // The bare TcpStream, not hyper's boxed IO. Its unread bytes are a slice of hyper's
@@ -120,13 +138,21 @@ pub async fn upgrade(
                 // Now: `parts` would hold it to the end of this arm, the socket's life.
                 drop(parts.read_buf);
                 let io = parts.io.into_inner();
-                session::run(session_state, caller, since, io, read).await;
+                session::run(session_state, caller, since, subscription, io, read).await;
             }
             // Not expected (the accept loop serves plain TCP); boxed, so that this path
             // does not size every socket's task.
             Err(upgraded) => {
                 let io = TokioIo::new(upgraded);
-                Box::pin(session::run(session_state, caller, since, io, Vec::new())).await;
+                Box::pin(session::run(
+                    session_state,
+                    caller,
+                    since,
+                    subscription,
+                    io,
+                    Vec::new(),
+                ))
+                .await;
             }
         }
     };

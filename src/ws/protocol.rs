@@ -28,8 +28,12 @@ pub fn pong() -> Utf8Bytes {
     Utf8Bytes::from_static(r#"{"type":"pong"}"#)
 }
 
-pub fn resync_required() -> Utf8Bytes {
-    Utf8Bytes::from_static(r#"{"type":"resync_required"}"#)
+/// `resync_required`: events after the client's cursor are gone; the stream goes on after
+/// `seq`, which the client takes as its cursor once it has refetched its state.
+pub fn resync_required(seq: i64) -> Utf8Bytes {
+    json!({"type": "resync_required", "payload": {"seq": seq}})
+        .to_string()
+        .into()
 }
 
 pub fn typing(chat_id: i64, user_id: i64) -> Utf8Bytes {

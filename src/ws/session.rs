@@ -40,6 +40,10 @@ const PUSH_BATCH: usize = 64;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long we wait to hand over a close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a reader closed for overflow (1013) gets to read up to our close frame: it is
+/// slow, not gone, and resumes at once when it sees why. Its queue is freed meanwhile; only
+/// its socket buffers wait.
+const SLOW_CLOSE_TIMEOUT: Duration = WRITE_TIMEOUT;
 /// Client frames allowed per window before the socket is closed with 1008.
 const CLIENT_FRAMES_PER_WINDOW: u32 = 100;
 const CLIENT_WINDOW: Duration = Duration::from_secs(10);
@@ -71,21 +75,25 @@ struct Session<S> {
 }
 
 /// Runs one socket until it ends: `io` after the upgrade's response, with `read`, the bytes
-/// already read past the request. `S` is the bare `TcpStream` (see `super::upgrade`).
+/// already read past the request, and `subscription`, its place in the hub (taken before the
+/// handshake completed, so that it counts against the socket caps at once). `S` is the bare
+/// `TcpStream` (see `super::upgrade`).
 ///
 /// It builds the `WebSocketStream` (312 bytes) itself: a value handed to an async fn keeps
 /// its slot in the future beside wherever the body moves it (into `Session` here), and this
 /// future is an idle socket's largest allocation (1.2 KB of its task's 1.4 KB).
-pub async fn run<S>(state: Arc<AppState>, caller: Caller, since: Option<i64>, io: S, read: Vec<u8>)
-where
+pub async fn run<S>(
+    state: Arc<AppState>,
+    caller: Caller,
+    since: Option<i64>,
+    subscription: Subscription,
+    io: S,
+    read: Vec<u8>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let ws = WebSocketStream::from_partially_read(io, read, Role::Server, Some(ws_config())).await;
-    // Subscribe before reading the log, so nothing committed after the read is missed.
-    let subscription =
-        state
-            .hub
-            .subscribe(caller.user_id, caller.session_id, state.config.ws_queue);
+    // Subscribed before the log is read, so nothing committed after the read is missed.
     let mut session = Session {
         state,
         user_id: caller.user_id,
@@ -109,7 +117,12 @@ where
         // The closing handshake: send ours, then read (and discard) until the client's
         // close arrives. Closing the TCP socket with unread data in it would reset the
         // connection, and the client could lose our close frame.
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        let wait = if code == protocol::CLOSE_SLOW {
+            SLOW_CLOSE_TIMEOUT
+        } else {
+            CLOSE_TIMEOUT
+        };
+        let _ = tokio::time::timeout(wait, async {
             session.ws.close(Some(frame)).await?;
             while let Some(message) = session.ws.next().await {
                 message?;
@@ -143,7 +156,7 @@ where
             Some(since) if since > latest => {
                 // The client knows of events we never had (another deployment, a restored
                 // backup): its state cannot be trusted.
-                self.feed(protocol::resync_required()).await?;
+                self.feed(protocol::resync_required(latest)).await?;
                 self.delivered = latest;
             }
             Some(since) => {
@@ -216,6 +229,7 @@ where
 
     /// Handles one push and whatever else is queued (up to a batch), then flushes once.
     async fn handle_pushes(&mut self, first: Push, sub: &mut Subscription) -> Result<(), End> {
+        sub.taken(&first);
         let mut next = Some(first);
         let mut handled = 0;
         while let Some(push) = next.take() {
@@ -233,7 +247,7 @@ where
             }
             handled += 1;
             if handled < PUSH_BATCH {
-                next = sub.rx.try_recv().ok();
+                next = sub.try_recv();
             }
         }
         self.flush().await
@@ -250,17 +264,11 @@ where
             };
             let (stored, has_more) = match page {
                 Ok(page) => page,
-                Err(ApiError::ResyncRequired) => {
-                    self.feed(protocol::resync_required()).await?;
-                    let client = self.state.db().await.map_err(|_| {
-                        End::Close(protocol::CLOSE_SERVER_ERROR, "database unavailable")
-                    })?;
-                    self.delivered =
-                        events::latest_seq(&client, self.user_id)
-                            .await
-                            .map_err(|_| {
-                                End::Close(protocol::CLOSE_SERVER_ERROR, "database unavailable")
-                            })?;
+                // The stream goes on after `seq`, the latest seq read with the gap, and the
+                // frame says so: the client takes it as its cursor.
+                Err(ApiError::ResyncRequired { seq }) => {
+                    self.feed(protocol::resync_required(seq)).await?;
+                    self.delivered = seq;
                     return Ok(());
                 }
                 Err(_) => {
@@ -332,12 +340,17 @@ where
             return Ok(());
         }
         let members = match self.state.db().await {
-            Ok(client) => chat_members(&client, chat_id).await.unwrap_or_default(),
-            Err(_) => {
-                return self
-                    .send(Message::Text(protocol::error("unavailable", "try again")))
-                    .await
-            }
+            Ok(client) => chat_members(&client, chat_id).await,
+            Err(e) => Err(e),
+        };
+        // A failed read says nothing about membership: not `not_found`.
+        let Ok(members) = members else {
+            return self
+                .send(Message::Text(protocol::error(
+                    "unavailable",
+                    "the database is unavailable, try again",
+                )))
+                .await;
         };
         if !members.contains(&self.user_id) {
             return self
@@ -355,9 +368,10 @@ where
             .into_iter()
             .filter(|id| *id != self.user_id)
             .collect();
+        // Members on other processes hear it through the hint (which names the chat, not
+        // its members); these through the hub.
+        self.state.notifier.typing(chat_id, self.user_id);
         let frame = protocol::typing(chat_id, self.user_id);
-        // Members on other processes hear it through the hint; these through the hub.
-        self.state.notifier.typing(&frame, others.clone());
         self.state.hub.send_ephemeral(&others, frame);
         Ok(())
     }
@@ -379,7 +393,8 @@ where
     }
 }
 
-/// Runs a socket write for at most `WRITE_TIMEOUT`, and not past an overflow.
+/// Runs a socket write for at most `WRITE_TIMEOUT`, and not past an overflow (which closes
+/// with 1013: what was written so far stays buffered ahead of the close frame).
 async fn bounded_write(
     write: impl std::future::Future<Output = Result<(), WsError>>,
     overflow: &CancellationToken,
@@ -389,6 +404,6 @@ async fn bounded_write(
             Ok(Ok(())) => Ok(()),
             _ => Err(End::Drop),
         },
-        _ = overflow.cancelled() => Err(End::Drop),
+        _ = overflow.cancelled() => Err(End::Close(protocol::CLOSE_SLOW, "too slow: reconnect with since")),
     }
 }

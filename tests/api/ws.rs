@@ -257,7 +257,10 @@ async fn a_since_ahead_of_the_log_or_pruned_asks_for_resync() {
     let (a, b) = (app.user("a").await, app.user("b").await);
     let chat = app.group(&a, &[&b]).await;
     let mut s = WsClient::connect(&app, &b.token, Some(99)).await;
-    assert_eq!(s.next().await["type"], "resync_required");
+    assert_eq!(
+        s.next().await,
+        json!({"type": "resync_required", "payload": {"seq": 1}})
+    );
     // Prune everything (as retention would after 30 days).
     let (client, conn) = tokio_postgres::connect(&app.database_url, tokio_postgres::NoTls)
         .await
@@ -268,12 +271,13 @@ async fn a_since_ahead_of_the_log_or_pruned_asks_for_resync() {
         .await
         .unwrap();
     let mut s2 = WsClient::connect(&app, &b.token, Some(0)).await;
-    assert_eq!(s2.next().await["type"], "resync_required");
-    assert_error(
-        &app.get("/events?since=0", &b.token).await,
-        410,
-        "resync_required",
+    assert_eq!(
+        s2.next().await,
+        json!({"type": "resync_required", "payload": {"seq": 1}})
     );
+    let r = app.get("/events?since=0", &b.token).await;
+    assert_error(&r, 410, "resync_required");
+    assert_eq!(r.body["seq"], 1, "{r:?}");
     // Live events continue after the resync.
     app.send(&a, chat, "after").await;
     let f = s2.next_event().await;
@@ -472,4 +476,176 @@ async fn an_open_socket_holds_its_connection_slot() {
         .expect("served once a socket closed")
         .unwrap();
     assert_eq!(&head, b"HTTP/1.1 200");
+}
+
+#[tokio::test]
+async fn a_reader_past_its_byte_bound_is_closed_with_1013_and_resumes_losing_nothing() {
+    // Only bytes bound the queue here: its frame bound is far above what is sent.
+    let app = TestApp::spawn_with(|c| {
+        c.ws_queue = 100_000;
+        c.ws_queue_bytes = 64 * 1024;
+    })
+    .await;
+    let (a, b) = (app.user("a").await, app.user("b").await);
+    let chat = app.group(&a, &[&b]).await;
+    let mut slow = WsClient::connect_small_buffer(&app, &b.token).await;
+    // 16 KiB frames: 400 of them fill the server's socket send buffer (up to 4 MiB here)
+    // behind a client that reads nothing, and then the 64 KiB queue behind it.
+    let text = "😀".repeat(4096);
+    let total = 400i64;
+    for _ in 0..total {
+        app.send(&a, chat, &text).await;
+    }
+    let mut seqs = Vec::new();
+    let end = tokio::time::timeout(WAIT, async {
+        loop {
+            use futures_util::StreamExt;
+            match slow.ws.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    let frame: serde_json::Value = serde_json::from_str(&text).unwrap();
+                    seqs.push(frame["seq"].as_i64().expect("only events are sent"));
+                }
+                Some(Ok(Message::Close(f))) => return Ended::Closed(f.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => {}
+                _ => return Ended::Dropped,
+            }
+        }
+    })
+    .await
+    .expect("the slow socket ends");
+    assert_eq!(end, Ended::Closed(Some(1013)));
+    let got = seqs.len() as i64;
+    assert!(got < total, "got all {got}: never cut off");
+    assert_eq!(seqs, (2..2 + got).collect::<Vec<_>>(), "in order, no gap");
+    // Resuming with `since` loses nothing.
+    let mut again = WsClient::connect(&app, &b.token, Some(1 + got)).await;
+    for seq in 2 + got..=1 + total {
+        assert_eq!(again.next_event().await["seq"], seq);
+    }
+}
+
+#[tokio::test]
+async fn concurrent_handshakes_cannot_pass_the_per_user_socket_cap() {
+    const CAP: usize = 3;
+    let app = TestApp::spawn_with(|c| c.max_sockets_per_user = CAP).await;
+    let user = app.user("u").await;
+    let url = app.ws_url(&format!("/ws/notif?token={}", user.token));
+    let attempts: Vec<_> = (0..CAP + 5)
+        .map(|_| tokio::spawn(tokio_tungstenite::connect_async(url.clone())))
+        .collect();
+    let (mut open, mut refused) = (Vec::new(), 0);
+    for attempt in attempts {
+        match tokio::time::timeout(WAIT, attempt).await.unwrap().unwrap() {
+            Ok((ws, _)) => open.push(ws),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 429);
+                refused += 1;
+            }
+            Err(e) => panic!("handshake: {e}"),
+        }
+    }
+    assert_eq!((open.len(), refused), (CAP, 5));
+}
+
+#[tokio::test]
+async fn a_hole_anywhere_in_a_replay_asks_for_resync_with_the_seq_to_go_on_from() {
+    let app = TestApp::spawn().await;
+    let (a, b) = (app.user("a").await, app.user("b").await);
+    let chat = app.group(&a, &[&b]).await;
+    for i in 0..5 {
+        app.send(&a, chat, &format!("m{i}")).await;
+    }
+    // b's log is 1..=6. Lose seq 4's row, and the event body of seq 6 (as retention pruning
+    // the two tables apart would).
+    let (client, conn) = tokio_postgres::connect(&app.database_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .execute(
+            "DELETE FROM user_events WHERE user_id = $1 AND seq = 4",
+            &[&b.id],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "DELETE FROM events WHERE id = (SELECT event_id FROM user_events WHERE user_id = $1 AND seq = 6)",
+            &[&b.id],
+        )
+        .await
+        .unwrap();
+    for since in [0, 4] {
+        let r = app.get(&format!("/events?since={since}"), &b.token).await;
+        assert_error(&r, 410, "resync_required");
+        assert_eq!(r.body["seq"], 6, "since={since}: {r:?}");
+    }
+    let r = app.get("/events?since=6", &b.token).await;
+    assert_eq!((r.status, &r.body["events"]), (200, &json!([])), "{r:?}");
+
+    // At connect: the replay finds the hole and says where the stream goes on.
+    let mut s = WsClient::connect(&app, &b.token, Some(0)).await;
+    assert_eq!(
+        s.next().await,
+        json!({"type": "resync_required", "payload": {"seq": 6}})
+    );
+    app.send(&a, chat, "after").await;
+    let f = s.next().await;
+    assert_eq!(
+        (f["seq"].as_i64(), &f["payload"]["text"]),
+        (Some(7), &json!("after"))
+    );
+    // Mid-stream: seq 8 is never written, so the push of 9 makes the session read the log,
+    // which finds the hole.
+    client
+        .execute(
+            "UPDATE users SET last_seq = last_seq + 1 WHERE id = $1",
+            &[&b.id],
+        )
+        .await
+        .unwrap();
+    app.send(&a, chat, "skipped").await;
+    assert_eq!(
+        s.next().await,
+        json!({"type": "resync_required", "payload": {"seq": 9}})
+    );
+    app.send(&a, chat, "goes on").await;
+    let f = s.next().await;
+    assert_eq!(
+        (f["seq"].as_i64(), &f["payload"]["text"]),
+        (Some(10), &json!("goes on"))
+    );
+}
+
+#[tokio::test]
+async fn a_database_error_while_typing_is_unavailable_not_not_found() {
+    let app = TestApp::spawn().await;
+    let (a, b) = (app.user("a").await, app.user("b").await);
+    let chat = app.group(&a, &[&b]).await;
+    // A second process, which has not read chat_members yet (no statement cached): its read
+    // fails while the table is away.
+    let other = TestApp::spawn_on(&app.database_url, |_| {}).await;
+    let mut s = WsClient::connect(&other, &a.token, None).await;
+    let (client, conn) = tokio_postgres::connect(&app.database_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute("ALTER TABLE chat_members RENAME TO chat_members_away")
+        .await
+        .unwrap();
+    s.send_text(&format!(
+        r#"{{"type":"typing","payload":{{"chat_id":{chat}}}}}"#
+    ))
+    .await;
+    let f = s.next().await;
+    client
+        .batch_execute("ALTER TABLE chat_members_away RENAME TO chat_members")
+        .await
+        .unwrap();
+    assert_eq!(
+        (f["type"].as_str(), f["payload"]["code"].as_str()),
+        (Some("error"), Some("unavailable")),
+        "{f}"
+    );
 }
