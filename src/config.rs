@@ -62,6 +62,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "RTCHAT_CORS_ORIGINS", default: "*", help: "comma-separated origins allowed to call the API from a browser" },
     Setting { name: "RTCHAT_TRUSTED_PROXIES", default: "(none)", help: "comma-separated proxy addresses or CIDRs whose X-Forwarded-For names the client" },
     Setting { name: "RTCHAT_LOG", default: "info", help: "log filter (tracing EnvFilter syntax)" },
+    Setting { name: "RTCHAT_HEADER_TIMEOUT_SECS", default: "10", help: "a connection must send each request head within this time of connecting or of its previous response, else it is closed" },
 ];
 
 /// The validated configuration of one rtchat process.
@@ -112,6 +113,9 @@ pub struct Config {
     pub trusted_proxies: Vec<(std::net::IpAddr, u8)>,
     /// tracing filter.
     pub log_filter: String,
+    /// How long a connection may take to send a request head, counted from its start and
+    /// from each response (silent, slow and idle keep-alive clients hold connection slots).
+    pub header_read_timeout: Duration,
 }
 
 /// A setting that could not be used, naming the variable.
@@ -225,6 +229,13 @@ impl Config {
                     .collect::<Result<_, _>>()?,
             },
             log_filter: get("RTCHAT_LOG").unwrap_or_else(|| "info".into()),
+            header_read_timeout: Duration::from_secs(ranged(
+                &get,
+                "RTCHAT_HEADER_TIMEOUT_SECS",
+                10,
+                1,
+                3600,
+            )?),
         })
     }
 

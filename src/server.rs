@@ -6,10 +6,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -26,8 +25,12 @@ use crate::sends::{self, SendQueue};
 use crate::state::AppState;
 use crate::{db, events, router};
 
-/// A client must send its request head within this time (slow-loris protection).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// hyper's request-head limit, set above rtchat's own (`router::MAX_HEADERS`), so that a
+/// request with more headers than rtchat takes still reaches the router and gets its 431 in
+/// the JSON envelope; only one with more than this gets hyper's bare 431. hyper keeps up to
+/// 100 header slots on the stack and allocates this many per request head beyond that
+/// (16 bytes each).
+const HYPER_MAX_HEADERS: usize = 256;
 
 /// How often retention prunes the event log.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
@@ -65,12 +68,20 @@ pub async fn run(
     // Not with the rest: requests still draining after shutdown wait for them.
     let writers = sends::spawn_writers(&state);
 
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only. The auto builder's HTTP/2 sniff read the first bytes with no timeout
+    // before hyper's header timer started, so `P` and silence held a connection slot forever;
+    // nothing speaks h2c to rtchat (nginx talks HTTP/1.1 to upstreams, browsers use h2 only
+    // over TLS). hyper's HTTP/1 header timer starts when the connection starts reading and
+    // again whenever a kept-alive connection waits for its next request, so it bounds a
+    // silent client, a partial head and an idle keep-alive alike.
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    let graceful = GracefulShutdown::new();
+        .header_read_timeout(state.config.header_read_timeout)
+        .max_headers(HYPER_MAX_HEADERS)
+        .keep_alive(true);
+    // Connections still serving HTTP; shutdown drains them (upgraded sockets are `sessions`).
+    let http = TaskTracker::new();
     let connections = Arc::new(Semaphore::new(state.config.max_connections));
 
     tracing::info!(addr = %listener.local_addr().map_err(|e| e.to_string())?, "rtchat listening");
@@ -94,6 +105,7 @@ pub async fn run(
             },
         };
         let _ = stream.set_nodelay(true);
+        let stopping = state.shutdown.clone();
         let state = state.clone();
         let slot = ConnectionSlot(Arc::new(permit));
         let service = service_fn(move |mut req: hyper::Request<_>| {
@@ -101,18 +113,20 @@ pub async fn run(
             req.extensions_mut().insert(slot.clone());
             async move { Ok::<_, Infallible>(router::handle(state, req, peer).await) }
         });
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            // hyper's header timeout starts at the first byte: a client that connects and
-            // sends nothing would hold a connection slot forever.
-            let mut first = [0u8; 1];
-            match tokio::time::timeout(HEADER_READ_TIMEOUT, stream.peek(&mut first)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                _ => return, // silent, closed or broken
-            }
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        http.spawn(async move {
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                result = conn.as_mut() => result,
+                _ = stopping.cancelled() => {
+                    // Finish the request in flight, then close; an idle connection closes now.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             // The slot is free once the service (and any session it upgraded to) is gone.
@@ -125,10 +139,8 @@ pub async fn run(
     for task in &background {
         task.abort();
     }
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    http.close();
+    if tokio::time::timeout(grace, http.wait()).await.is_err() {
         tracing::warn!("HTTP connections still open after the grace period");
     }
     for task in &writers {

@@ -15,7 +15,6 @@ use hyper::header::{
 };
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use hyper_util::server::conn::auto::upgrade::downcast;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -88,12 +87,10 @@ pub async fn upgrade(
     };
     let accept = derive_accept_key(key.as_bytes());
     if state.shutdown.is_cancelled() {
-        return Err(ApiError::Unavailable("shutting down".into()));
+        return Err(ApiError::ShuttingDown);
     }
     if state.hub.socket_count() >= state.config.max_sockets {
-        return Err(ApiError::Unavailable(
-            "the server holds its maximum of sockets".into(),
-        ));
+        return Err(ApiError::ServerBusy);
     }
     if state.hub.user_socket_count(caller.user_id) >= state.config.max_sockets_per_user {
         return Err(ApiError::TooManySockets);
@@ -114,7 +111,7 @@ pub async fn upgrade(
         // session's first database query, so thousands of them when sockets connect at once
         // (massif, 2,000 sockets: 28 MB at the peak, and RSS stays at its peak). Copied out
         // here, the buffer is freed at the upgrade.
-        match downcast::<TokioIo<TcpStream>>(upgraded) {
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => {
                 let read = parts.read_buf.to_vec();
                 // Now: `parts` would hold it to the end of this arm, the socket's life.
