@@ -76,7 +76,7 @@ pub enum ApiError {
     UriTooLong(usize),
     /// 431: more request headers than `router::MAX_HEADERS`, or more than
     /// `router::MAX_HEADER_BYTES` of them.
-    HeadersTooLarge(&'static str),
+    HeadersTooLarge(String),
 }
 
 impl ApiError {
@@ -167,7 +167,7 @@ impl ApiError {
             }
             ApiError::ShuttingDown => "the server is shutting down: try again".into(),
             ApiError::UriTooLong(limit) => format!("the request target is over {limit} bytes"),
-            ApiError::HeadersTooLarge(why) => (*why).to_string(),
+            ApiError::HeadersTooLarge(why) => why.clone(),
         }
     }
 

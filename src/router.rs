@@ -134,18 +134,18 @@ fn check_head(req: &Request<Incoming>) -> Result<(), ApiError> {
     }
     let headers = req.headers();
     if headers.len() > MAX_HEADERS {
-        return Err(ApiError::HeadersTooLarge(
-            "the request has more than 100 headers",
-        ));
+        return Err(ApiError::HeadersTooLarge(format!(
+            "the request has more than {MAX_HEADERS} header fields"
+        )));
     }
     let bytes: usize = headers
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     if bytes > MAX_HEADER_BYTES {
-        return Err(ApiError::HeadersTooLarge(
-            "the request headers are over 32 KiB",
-        ));
+        return Err(ApiError::HeadersTooLarge(format!(
+            "the request headers are over {MAX_HEADER_BYTES} bytes"
+        )));
     }
     Ok(())
 }

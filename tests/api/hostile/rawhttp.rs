@@ -274,7 +274,7 @@ async fn raw_http_garbage_never_gets_a_5xx_or_kills_the_server() {
 }
 
 /// How long the server waits for a body after its head (`BODY_READ_TIMEOUT`), and for the
-/// head itself (`HEADER_READ_TIMEOUT` in `server.rs`).
+/// head itself (`RTCHAT_HEADER_TIMEOUT_SECS`, by default).
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Writes `bytes`, then waits (holding the connection open) for whatever the server sends
