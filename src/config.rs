@@ -62,7 +62,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "RTCHAT_CORS_ORIGINS", default: "*", help: "comma-separated origins allowed to call the API from a browser" },
     Setting { name: "RTCHAT_TRUSTED_PROXIES", default: "(none)", help: "comma-separated proxy addresses or CIDRs whose X-Forwarded-For names the client" },
     Setting { name: "RTCHAT_LOG", default: "info", help: "log filter (tracing EnvFilter syntax)" },
-    Setting { name: "RTCHAT_HEADER_TIMEOUT_SECS", default: "10", help: "a connection must send each request head within this time of connecting or of its previous response, else it is closed" },
+    Setting { name: "RTCHAT_HEADER_TIMEOUT_SECS", default: "10", help: "a connection must send each request head within this time of connecting or of its previous response, and may leave a response unread no longer, else it is closed" },
 ];
 
 /// The validated configuration of one rtchat process.
@@ -114,7 +114,8 @@ pub struct Config {
     /// tracing filter.
     pub log_filter: String,
     /// How long a connection may take to send a request head, counted from its start and
-    /// from each response (silent, slow and idle keep-alive clients hold connection slots).
+    /// from each response, and how long a response write may make no progress (silent, slow,
+    /// idle keep-alive and non-reading clients would hold connection slots).
     pub header_read_timeout: Duration,
 }
 

@@ -15,13 +15,12 @@ use hyper::header::{
 };
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::error::{ApiError, ApiResult, Body};
 use crate::http::{parse_query, request_token};
-use crate::server::ConnectionSlot;
+use crate::server::{ClientIo, ConnectionSlot};
 use crate::state::AppState;
 
 /// Largest client message or frame accepted (client frames are tiny: ping, typing).
@@ -111,12 +110,12 @@ pub async fn upgrade(
         // session's first database query, so thousands of them when sockets connect at once
         // (massif, 2,000 sockets: 28 MB at the peak, and RSS stays at its peak). Copied out
         // here, the buffer is freed at the upgrade.
-        match upgraded.downcast::<TokioIo<TcpStream>>() {
+        match upgraded.downcast::<ClientIo>() {
             Ok(parts) => {
                 let read = parts.read_buf.to_vec();
                 // Now: `parts` would hold it to the end of this arm, the socket's life.
                 drop(parts.read_buf);
-                let io = parts.io.into_inner();
+                let io = parts.io.into_tcp();
                 session::run(session_state, caller, since, io, read).await;
             }
             // Not expected (the accept loop serves plain TCP); boxed, so that this path

@@ -389,6 +389,43 @@ async fn stalled_connections_are_closed_by_the_header_timeout_and_free_their_slo
     assert_eq!(r.status(), 200, "after the stalls");
 }
 
+/// A client that asks and never reads the answers: pipelined requests whose responses fill
+/// the socket buffers, so that the server's writes stop making progress. hyper's header timer
+/// does not run while it writes; the write-stall bound (the same timeout) frees the slot.
+#[tokio::test]
+async fn a_client_that_never_reads_its_answers_gives_its_slot_back() {
+    use tokio::io::AsyncWriteExt;
+    let app = crate::support::TestApp::spawn_with(|c| {
+        c.max_connections = 1;
+        c.header_read_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("a small receive buffer");
+    let mut staller = socket.connect(app.addr).await.expect("connect");
+    // About 19 MB of answers: more than the kernel buffers on both sides take.
+    let requests = "GET /openapi.yaml HTTP/1.1\r\nHost: x\r\n\r\n".repeat(200);
+    staller.write_all(requests.as_bytes()).await.expect("write");
+    // Answers are arriving (peeked, not read): the staller holds the only slot.
+    let mut first = [0u8; 1];
+    tokio::time::timeout(crate::support::WAIT, staller.peek(&mut first))
+        .await
+        .expect("the staller is served")
+        .expect("peek");
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let healthz = tokio::time::timeout(crate::support::WAIT, fresh.get(app.url("/healthz")).send())
+        .await
+        .expect("/healthz answers once the staller's slot is freed")
+        .expect("/healthz is served");
+    assert_eq!(healthz.status(), 200);
+    drop(staller);
+}
+
 /// rtchat's own limits on the request head come before hyper's, so they answer in the JSON
 /// envelope: at most 100 headers and 32 KiB of them (431), a target of at most 8 KiB (414).
 #[tokio::test]
