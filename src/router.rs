@@ -124,6 +124,22 @@ pub fn allow(methods: &[Method]) -> String {
     listed.join(", ")
 }
 
+/// The most of a path the access log shows: a path may be up to `MAX_URI_BYTES` long (and
+/// up to hyper's 64 KiB when it is refused), which would make one request a huge log line.
+const MAX_LOGGED_PATH: usize = 512;
+
+/// The path as the access log shows it, cut at `MAX_LOGGED_PATH` bytes.
+fn logged(path: &str) -> std::borrow::Cow<'_, str> {
+    if path.len() <= MAX_LOGGED_PATH {
+        return path.into();
+    }
+    let mut end = MAX_LOGGED_PATH;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...({} bytes)", &path[..end], path.len()).into()
+}
+
 /// Refuses a request head over rtchat's limits: too long a target, too many or too large
 /// headers.
 fn check_head(req: &Request<Incoming>) -> Result<(), ApiError> {
@@ -206,7 +222,7 @@ pub async fn handle(
     tracing::info!(
         target: "rtchat::access",
         method = %method,
-        path = %path,
+        path = %logged(&path),
         status,
         duration_ms = elapsed.as_secs_f64() * 1000.0,
     );
@@ -279,5 +295,31 @@ async fn dispatch(
         (Read, _) => messages::mark_read(ctx).await,
         (Events, _) => events::list_events(ctx).await,
         (WsNotif, _) => unreachable!("upgraded above"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_access_log_cuts_long_paths() {
+        assert_eq!(logged("/chats/1"), "/chats/1");
+        let long = format!("/{}", "é".repeat(2000));
+        let shown = logged(&long);
+        assert!(shown.len() < MAX_LOGGED_PATH + 32, "{}", shown.len());
+        assert!(
+            shown.ends_with(&format!("...({} bytes)", long.len())),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn allow_lists_head_with_get_and_options_everywhere() {
+        assert_eq!(
+            allow(&[Method::GET, Method::POST]),
+            "GET, HEAD, POST, OPTIONS"
+        );
+        assert_eq!(allow(&[Method::DELETE]), "DELETE, OPTIONS");
     }
 }

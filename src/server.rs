@@ -30,9 +30,9 @@ use crate::{db, events, router};
 
 /// hyper's request-head limit, set above rtchat's own (`router::MAX_HEADERS`), so that a
 /// request with more headers than rtchat takes still reaches the router and gets its 431 in
-/// the JSON envelope; only one with more than this gets hyper's bare 431. hyper keeps up to
-/// 100 header slots on the stack and allocates this many per request head beyond that
-/// (16 bytes each).
+/// the JSON envelope; only one with more than this gets hyper's bare 431. Past its default
+/// of 100, hyper allocates these slots per request head instead of using the stack: 64 bytes
+/// each, 16 KiB per request.
 const HYPER_MAX_HEADERS: usize = 256;
 
 /// How often retention prunes the event log.
