@@ -65,6 +65,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "RTCHAT_RATE_LOGIN_PER_EMAIL_GLOBAL", default: "100", help: "failed logins per email from all addresses together per 5 minutes, across all processes (stops distributed guessing; once reached, the email is locked for the rest of the window)" },
     Setting { name: "RTCHAT_LEASE_RENEW_SECS", default: "5", help: "how often a process renews its lease in the process_leases table; a lease lapses after 3 missed renewals. The rate limits are shared evenly among the processes with a live lease" },
     Setting { name: "RTCHAT_WS_QUEUE_BYTES", default: "65536", help: "bytes of frames queued per socket before a slow reader is closed with 1013 (with RTCHAT_MAX_SOCKETS, at most 1.1 GiB per process by default)" },
+    Setting { name: "RTCHAT_HEADER_TIMEOUT_SECS", default: "10", help: "a connection must send each request head within this time of connecting or of its previous response, and may leave a response unread no longer, else it is closed" },
 ];
 
 /// The validated configuration of one rtchat process.
@@ -121,6 +122,10 @@ pub struct Config {
     pub lease_renew: Duration,
     /// Bytes of frames a socket may have queued before it is closed as a slow reader.
     pub ws_queue_bytes: usize,
+    /// How long a connection may take to send a request head, counted from its start and
+    /// from each response, and how long a response write may make no progress (silent, slow,
+    /// idle keep-alive and non-reading clients would hold connection slots).
+    pub header_read_timeout: Duration,
 }
 
 /// A setting that could not be used, naming the variable.
@@ -243,6 +248,13 @@ impl Config {
             )? as i32,
             lease_renew: Duration::from_secs(ranged(&get, "RTCHAT_LEASE_RENEW_SECS", 5, 1, 60)?),
             ws_queue_bytes: ranged(&get, "RTCHAT_WS_QUEUE_BYTES", 65_536, 1024, 1 << 30)? as usize,
+            header_read_timeout: Duration::from_secs(ranged(
+                &get,
+                "RTCHAT_HEADER_TIMEOUT_SECS",
+                10,
+                1,
+                3600,
+            )?),
         })
     }
 

@@ -63,10 +63,21 @@ pub enum ApiError {
     TooManySockets,
     /// 429, with how long to wait.
     RateLimited(Duration),
-    /// 503: the database cannot be reached (pool timeout, connection refused).
+    /// 503: the database cannot be reached (pool timeout, connection refused or closed,
+    /// PostgreSQL shutting down, out of resources) or asks for a retry (serialization
+    /// failure, deadlock). Nothing else: a bug is `Internal`.
     Unavailable(String),
     /// 500: a bug or an unexpected database failure. The message is logged, never sent.
     Internal(String),
+    /// 503: this process holds its maximum of WebSocket sessions (`RTCHAT_MAX_SOCKETS`).
+    ServerBusy,
+    /// 503: this process is shutting down; another process (or this one restarted) answers.
+    ShuttingDown,
+    /// 414: the request target is longer than `router::MAX_URI_BYTES`.
+    UriTooLong(usize),
+    /// 431: more request headers than `router::MAX_HEADERS`, or more than
+    /// `router::MAX_HEADER_BYTES` of them.
+    HeadersTooLarge(String),
 }
 
 impl ApiError {
@@ -92,6 +103,9 @@ impl ApiError {
             ApiError::RateLimited(_) | ApiError::TooManySockets => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::ServerBusy | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
     }
 
@@ -115,6 +129,10 @@ impl ApiError {
             ApiError::TooManySockets => "too_many_sockets",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal_error",
+            ApiError::ServerBusy => "server_busy",
+            ApiError::ShuttingDown => "shutting_down",
+            ApiError::UriTooLong(_) => "uri_too_long",
+            ApiError::HeadersTooLarge(_) => "request_header_fields_too_large",
         }
     }
 
@@ -145,6 +163,12 @@ impl ApiError {
             }
             ApiError::Unavailable(_) => "the database is unavailable, try again".into(),
             ApiError::Internal(_) => "internal error".into(),
+            ApiError::ServerBusy => {
+                "the server holds its maximum of sockets: try again later".into()
+            }
+            ApiError::ShuttingDown => "the server is shutting down: try again".into(),
+            ApiError::UriTooLong(limit) => format!("the request target is over {limit} bytes"),
+            ApiError::HeadersTooLarge(why) => why.clone(),
         }
     }
 
@@ -174,14 +198,10 @@ impl ApiError {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             ApiError::MethodNotAllowed(methods) => {
-                let allow = methods
-                    .iter()
-                    .map(|m| m.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ");
                 headers.insert(
                     ALLOW,
-                    HeaderValue::from_str(&allow).expect("method names are ASCII"),
+                    HeaderValue::from_str(&crate::router::allow(methods))
+                        .expect("method names are ASCII"),
                 );
             }
             ApiError::UpgradeRequired => {
@@ -204,8 +224,14 @@ impl ApiError {
 impl From<tokio_postgres::Error> for ApiError {
     fn from(e: tokio_postgres::Error) -> Self {
         let Some(db) = e.as_db_error() else {
-            // No SQLSTATE: the connection broke (closed, reset, timed out).
-            return ApiError::Unavailable(e.to_string());
+            // No SQLSTATE: either the connection is gone (closed, refused, reset, timed out)
+            // or rtchat asked for something wrong (a row count, a column type, a parameter):
+            // a bug, which a retry would only repeat.
+            return if is_outage(&e) {
+                ApiError::Unavailable(format!("database: {e}"))
+            } else {
+                ApiError::Internal(format!("database: {e} ({e:?})"))
+            };
         };
         let code = db.code().code();
         // Class 08 (connection exception), 57 (operator intervention: shutdown, restart),
@@ -224,8 +250,43 @@ impl From<tokio_postgres::Error> for ApiError {
     }
 }
 
+/// Whether an error without a SQLSTATE means the database cannot be reached. tokio-postgres
+/// does not expose its error kinds: a closed connection says so, an I/O failure carries the
+/// `io::Error` (kinds of a broken or refused connection, unlike the `InvalidInput` of an
+/// encoding or parsing bug), and its connect timeout has neither, only its message.
+fn is_outage(e: &tokio_postgres::Error) -> bool {
+    use std::io::ErrorKind::*;
+    if e.is_closed() || e.to_string() == "timeout waiting for server" {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                ConnectionRefused
+                    | ConnectionReset
+                    | ConnectionAborted
+                    | NotConnected
+                    | BrokenPipe
+                    | TimedOut
+                    | UnexpectedEof
+                    | AddrNotAvailable
+                    | HostUnreachable
+                    | NetworkUnreachable
+                    | NetworkDown
+                    | NotFound // a Unix socket path that is gone
+            );
+        }
+        source = cause.source();
+    }
+    false
+}
+
 impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
+        // No free connection within the pool's wait, or none could be opened (refused,
+        // timed out, rejected by PostgreSQL): either way the database is out of reach.
         ApiError::Unavailable(format!("pool: {e}"))
     }
 }

@@ -1,16 +1,32 @@
 //! The route table: every path rtchat serves, the methods each allows, and the handler each
-//! (route, method) pair runs. A path miss is 404; a method miss is 405 with `Allow`.
+//! (route, method) pair runs. A path miss is 404; a method miss is 405 with `Allow`. HEAD is
+//! answered as GET is (hyper drops the body), and the request head's own limits are checked
+//! first, so their errors come in the JSON envelope.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use hyper::body::Incoming;
+use hyper::header::UPGRADE;
 use hyper::{Method, Request, Response};
 
 use crate::error::{ApiError, ApiResult, Body};
 use crate::http;
 use crate::state::AppState;
+
+/// The most request headers taken. Browsers send about 15 and proxies add a few; a client
+/// with more gets 431 here, in the envelope, up to hyper's own limit (`server.rs`), past
+/// which hyper answers a bare 431.
+pub const MAX_HEADERS: usize = 100;
+
+/// The most bytes of header names and values taken (nginx's default allows 4 lines of 8 KiB;
+/// a token is under 1 KiB). Beyond hyper's read buffer (about 400 KB) hyper answers a bare 431.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// The longest request target (path and query) taken: the longest legitimate one, a query
+/// token or a list of ids, is under 2 KiB. hyper itself answers a bare 414 past 64 KiB.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
 
 /// Every route. The path templates are in `ROUTES`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +110,62 @@ impl Route {
     }
 }
 
+/// The `Allow` value for a route allowing `methods`: those, HEAD wherever GET is, and
+/// OPTIONS (the CORS preflight), which every route answers.
+pub fn allow(methods: &[Method]) -> String {
+    let mut listed = Vec::with_capacity(methods.len() + 2);
+    for method in methods {
+        listed.push(method.as_str());
+        if *method == Method::GET {
+            listed.push(Method::HEAD.as_str());
+        }
+    }
+    listed.push(Method::OPTIONS.as_str());
+    listed.join(", ")
+}
+
+/// The most of a path the access log shows: a path may be up to `MAX_URI_BYTES` long (and
+/// up to hyper's 64 KiB when it is refused), which would make one request a huge log line.
+const MAX_LOGGED_PATH: usize = 512;
+
+/// The path as the access log shows it, cut at `MAX_LOGGED_PATH` bytes.
+fn logged(path: &str) -> std::borrow::Cow<'_, str> {
+    if path.len() <= MAX_LOGGED_PATH {
+        return path.into();
+    }
+    let mut end = MAX_LOGGED_PATH;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...({} bytes)", &path[..end], path.len()).into()
+}
+
+/// Refuses a request head over rtchat's limits: too long a target, too many or too large
+/// headers.
+fn check_head(req: &Request<Incoming>) -> Result<(), ApiError> {
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len())
+        + req.uri().authority().map_or(0, |a| a.as_str().len());
+    if target > MAX_URI_BYTES {
+        return Err(ApiError::UriTooLong(MAX_URI_BYTES));
+    }
+    let headers = req.headers();
+    if headers.len() > MAX_HEADERS {
+        return Err(ApiError::HeadersTooLarge(format!(
+            "the request has more than {MAX_HEADERS} header fields"
+        )));
+    }
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if bytes > MAX_HEADER_BYTES {
+        return Err(ApiError::HeadersTooLarge(format!(
+            "the request headers are over {MAX_HEADER_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
 fn table() -> &'static matchit::Router<Route> {
     static TABLE: OnceLock<matchit::Router<Route>> = OnceLock::new();
     TABLE.get_or_init(|| {
@@ -118,9 +190,10 @@ pub async fn handle(
     let method = req.method().clone();
     // The path only: query strings carry tokens and are never logged.
     let path = req.uri().path().to_string();
-    let (label, response) = match table().at(&path) {
-        Err(_) => ("unmatched", ApiError::NotFound("path").into_response()),
-        Ok(matched) => {
+    let (label, response) = match (check_head(&req), table().at(&path)) {
+        (Err(e), _) => ("unmatched", e.into_response()),
+        (Ok(()), Err(_)) => ("unmatched", ApiError::NotFound("path").into_response()),
+        (Ok(()), Ok(matched)) => {
             let route = *matched.value;
             let params = matched
                 .params
@@ -149,7 +222,7 @@ pub async fn handle(
     tracing::info!(
         target: "rtchat::access",
         method = %method,
-        path = %path,
+        path = %logged(&path),
         status,
         duration_ms = elapsed.as_secs_f64() * 1000.0,
     );
@@ -159,11 +232,19 @@ pub async fn handle(
 async fn dispatch(
     state: Arc<AppState>,
     route: Route,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     params: Vec<(String, String)>,
     client_addr: IpAddr,
 ) -> ApiResult<Response<Body>> {
-    let method = req.method().clone();
+    let mut method = req.method().clone();
+    if method == Method::HEAD && route.methods().contains(&Method::GET) {
+        // The GET handler answers: hyper sends its status and headers, Content-Length
+        // included, without the body. Never a WebSocket handshake (RFC 6455 takes GET only):
+        // `/ws/notif` answers what a GET without one gets.
+        method = Method::GET;
+        *req.method_mut() = Method::GET;
+        req.headers_mut().remove(UPGRADE);
+    }
     if !route.methods().contains(&method) {
         return Err(ApiError::MethodNotAllowed(route.methods()));
     }
@@ -214,5 +295,31 @@ async fn dispatch(
         (Read, _) => messages::mark_read(ctx).await,
         (Events, _) => events::list_events(ctx).await,
         (WsNotif, _) => unreachable!("upgraded above"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_access_log_cuts_long_paths() {
+        assert_eq!(logged("/chats/1"), "/chats/1");
+        let long = format!("/{}", "é".repeat(2000));
+        let shown = logged(&long);
+        assert!(shown.len() < MAX_LOGGED_PATH + 32, "{}", shown.len());
+        assert!(
+            shown.ends_with(&format!("...({} bytes)", long.len())),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn allow_lists_head_with_get_and_options_everywhere() {
+        assert_eq!(
+            allow(&[Method::GET, Method::POST]),
+            "GET, HEAD, POST, OPTIONS"
+        );
+        assert_eq!(allow(&[Method::DELETE]), "DELETE, OPTIONS");
     }
 }

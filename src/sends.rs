@@ -89,10 +89,8 @@ impl SendQueue {
         queue
             .send(Queued { message, reply })
             .await
-            .map_err(|_| ApiError::Unavailable("the server is shutting down".into()))?;
-        answer
-            .await
-            .map_err(|_| ApiError::Unavailable("the send was interrupted by a shutdown".into()))?
+            .map_err(|_| ApiError::ShuttingDown)?;
+        answer.await.map_err(|_| ApiError::ShuttingDown)?
     }
 }
 

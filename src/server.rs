@@ -3,14 +3,16 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -26,8 +28,12 @@ use crate::sends::{self, SendQueue};
 use crate::state::AppState;
 use crate::{db, events, identity, leases, router};
 
-/// A client must send its request head within this time (slow-loris protection).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// hyper's request-head limit, set above rtchat's own (`router::MAX_HEADERS`), so that a
+/// request with more headers than rtchat takes still reaches the router and gets its 431 in
+/// the JSON envelope; only one with more than this gets hyper's bare 431. Past its default
+/// of 100, hyper allocates these slots per request head instead of using the stack: 64 bytes
+/// each, 16 KiB per request.
+const HYPER_MAX_HEADERS: usize = 256;
 
 /// How often retention prunes the event log.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
@@ -37,6 +43,105 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 /// with it (`ws::upgrade`) and the socket counts as an open connection until it closes.
 #[derive(Clone)]
 pub struct ConnectionSlot(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
+
+/// A client's connection as hyper sees it: the TCP stream, where a write that makes no
+/// progress for `stall` fails. hyper has no write timeout, and its header timer does not run
+/// while it writes, so a client that sends requests but never reads the answers (pipelined,
+/// until the socket buffers are full) would otherwise hold its slot forever. The WebSocket
+/// upgrade takes the bare stream back (`into_tcp`); sessions bound their own writes.
+pub struct ClientIo {
+    io: TokioIo<TcpStream>,
+    stall: Duration,
+    /// Armed while writes are pending; progress disarms it.
+    write_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl ClientIo {
+    fn new(stream: TcpStream, stall: Duration) -> ClientIo {
+        ClientIo {
+            io: TokioIo::new(stream),
+            stall,
+            write_deadline: None,
+        }
+    }
+
+    /// The TCP stream, for the WebSocket session.
+    pub fn into_tcp(self) -> TcpStream {
+        self.io.into_inner()
+    }
+
+    /// After a write-side poll: progress disarms the deadline, a pending write arms it, and
+    /// a deadline that passes fails the write.
+    fn progress<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            self.write_deadline = None;
+            return poll;
+        }
+        let stall = self.stall;
+        let deadline = self
+            .write_deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+        match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading its responses",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl hyper::rt::Read for ClientIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for ClientIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.progress(cx, poll)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_flush(cx);
+        this.progress(cx, poll)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_shutdown(cx);
+        this.progress(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.progress(cx, poll)
+    }
+}
 
 /// Runs rtchat on `listener` until `shutdown` completes, then shuts down gracefully.
 /// `config.database_url` must be set (`main` starts the embedded PostgreSQL when it is not).
@@ -67,12 +172,20 @@ pub async fn run(
     // On the session tracker, so shutdown waits for the lease to be given up.
     state.sessions.spawn(leases::run(state.clone()));
 
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only. The auto builder's HTTP/2 sniff read the first bytes with no timeout
+    // before hyper's header timer started, so `P` and silence held a connection slot forever;
+    // nothing speaks h2c to rtchat (nginx talks HTTP/1.1 to upstreams, browsers use h2 only
+    // over TLS). hyper's HTTP/1 header timer starts when the connection starts reading and
+    // again whenever a kept-alive connection waits for its next request, so it bounds a
+    // silent client, a partial head and an idle keep-alive alike.
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    let graceful = GracefulShutdown::new();
+        .header_read_timeout(state.config.header_read_timeout)
+        .max_headers(HYPER_MAX_HEADERS)
+        .keep_alive(true);
+    // Connections still serving HTTP; shutdown drains them (upgraded sockets are `sessions`).
+    let http = TaskTracker::new();
     let connections = Arc::new(Semaphore::new(state.config.max_connections));
 
     tracing::info!(addr = %listener.local_addr().map_err(|e| e.to_string())?, "rtchat listening");
@@ -96,6 +209,8 @@ pub async fn run(
             },
         };
         let _ = stream.set_nodelay(true);
+        let stopping = state.shutdown.clone();
+        let stall = state.config.header_read_timeout;
         let state = state.clone();
         let slot = ConnectionSlot(Arc::new(permit));
         let service = service_fn(move |mut req: hyper::Request<_>| {
@@ -103,18 +218,19 @@ pub async fn run(
             req.extensions_mut().insert(slot.clone());
             async move { Ok::<_, Infallible>(router::handle(state, req, peer).await) }
         });
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            // hyper's header timeout starts at the first byte: a client that connects and
-            // sends nothing would hold a connection slot forever.
-            let mut first = [0u8; 1];
-            match tokio::time::timeout(HEADER_READ_TIMEOUT, stream.peek(&mut first)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                _ => return, // silent, closed or broken
-            }
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
+        let io = ClientIo::new(stream, stall);
+        let conn = builder.serve_connection(io, service).with_upgrades();
+        http.spawn(async move {
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                result = conn.as_mut() => result,
+                _ = stopping.cancelled() => {
+                    // Finish the request in flight, then close; an idle connection closes now.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             // The slot is free once the service (and any session it upgraded to) is gone.
@@ -127,10 +243,8 @@ pub async fn run(
     for task in &background {
         task.abort();
     }
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    http.close();
+    if tokio::time::timeout(grace, http.wait()).await.is_err() {
         tracing::warn!("HTTP connections still open after the grace period");
     }
     for task in &writers {

@@ -15,15 +15,13 @@ use hyper::header::{
 };
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use hyper_util::server::conn::auto::upgrade::downcast;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::error::{ApiError, ApiResult, Body};
 use crate::http::{parse_query, request_token};
 use crate::hub::{CapReached, QueueBounds};
-use crate::server::ConnectionSlot;
+use crate::server::{ClientIo, ConnectionSlot};
 use crate::state::AppState;
 
 /// Largest client message or frame accepted (client frames are tiny: ping, typing).
@@ -87,12 +85,10 @@ pub async fn upgrade(
     };
     let accept = derive_accept_key(key.as_bytes());
     if state.shutdown.is_cancelled() {
-        return Err(ApiError::Unavailable("shutting down".into()));
+        return Err(ApiError::ShuttingDown);
     }
     if state.hub.socket_count() >= state.config.max_sockets {
-        return Err(ApiError::Unavailable(
-            "the server holds its maximum of sockets".into(),
-        ));
+        return Err(ApiError::ServerBusy);
     }
     // The slot is taken now, before the 101: checked and counted at once, so concurrent
     // handshakes cannot all pass the caps (the check above is only the cheap early answer).
@@ -109,11 +105,7 @@ pub async fn upgrade(
     ) {
         Ok(subscription) => subscription,
         Err(CapReached::User) => return Err(ApiError::TooManySockets),
-        Err(CapReached::Process) => {
-            return Err(ApiError::Unavailable(
-                "the server holds its maximum of sockets".into(),
-            ))
-        }
+        Err(CapReached::Process) => return Err(ApiError::ServerBusy),
     };
 
     let on_upgrade = hyper::upgrade::on(&mut req);
@@ -132,12 +124,12 @@ pub async fn upgrade(
         // session's first database query, so thousands of them when sockets connect at once
         // (massif, 2,000 sockets: 28 MB at the peak, and RSS stays at its peak). Copied out
         // here, the buffer is freed at the upgrade.
-        match downcast::<TokioIo<TcpStream>>(upgraded) {
+        match upgraded.downcast::<ClientIo>() {
             Ok(parts) => {
                 let read = parts.read_buf.to_vec();
                 // Now: `parts` would hold it to the end of this arm, the socket's life.
                 drop(parts.read_buf);
-                let io = parts.io.into_inner();
+                let io = parts.io.into_tcp();
                 session::run(session_state, caller, since, subscription, io, read).await;
             }
             // Not expected (the accept loop serves plain TCP); boxed, so that this path

@@ -274,7 +274,7 @@ async fn raw_http_garbage_never_gets_a_5xx_or_kills_the_server() {
 }
 
 /// How long the server waits for a body after its head (`BODY_READ_TIMEOUT`), and for the
-/// head itself (`HEADER_READ_TIMEOUT` in `server.rs`).
+/// head itself (`RTCHAT_HEADER_TIMEOUT_SECS`, by default).
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Writes `bytes`, then waits (holding the connection open) for whatever the server sends
@@ -305,10 +305,8 @@ async fn a_body_that_never_arrives_is_408_within_the_read_timeout() {
     arena.still_works("a stalled body").await;
 }
 
-/// A connection that never sends a byte is never closed: each holds one of
-/// `RTCHAT_MAX_CONNECTIONS` permits, so enough of them stop the server accepting anyone
-/// (hyper's header-read timeout starts at the first byte). The fix belongs to `server.rs`
-/// (a timeout on the first byte, e.g. `stream.readable()` within `HEADER_READ_TIMEOUT`).
+/// A connection that never sends a byte is closed by hyper's header timeout, which starts
+/// when the connection does (HTTP/1.1 only: no protocol sniffing before it).
 #[tokio::test]
 async fn a_connection_that_sends_nothing_is_closed_within_the_read_timeout() {
     let arena = Arena::new().await;
@@ -316,5 +314,309 @@ async fn a_connection_that_sends_nothing_is_closed_within_the_read_timeout() {
     assert!(
         took < READ_TIMEOUT + Duration::from_secs(3),
         "still open after {took:?}"
+    );
+}
+
+/// The ways a client can take a connection slot and then go quiet: before, during and
+/// after the HTTP/2 preface (the server once sniffed for it with no timeout), mid request
+/// line, and idle on a kept-alive connection after one answer.
+const STALLS: &[(&str, &[u8])] = &[
+    ("nothing", b""),
+    ("one byte of a preface", b"P"),
+    ("an HTTP/2 request line", b"PRI * HTTP/2.0\r\n"),
+    ("the whole h2c preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+    (
+        "the h2c preface and a SETTINGS frame",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00",
+    ),
+    ("half a request line", b"GET /heal"),
+    (
+        "an idle keep-alive after one request",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+    ),
+];
+
+#[tokio::test]
+async fn stalled_connections_are_closed_by_the_header_timeout_and_free_their_slots() {
+    const SLOTS: usize = 6;
+    let app = crate::support::TestApp::spawn_with(|c| {
+        c.max_connections = SLOTS;
+        c.header_read_timeout = Duration::from_secs(1);
+    })
+    .await;
+    // Three of each kind: over three times the slots, so most wait in the accept queue
+    // until stalled ones before them are closed.
+    let stalls: Vec<_> = STALLS
+        .iter()
+        .cycle()
+        .take(STALLS.len() * 3)
+        .map(|(what, bytes)| {
+            let addr = app.addr;
+            tokio::spawn(async move { (*what, stall(addr, bytes, crate::support::WAIT).await) })
+        })
+        .collect();
+    // A client arriving behind them all is answered once they are closed (before the fix
+    // it waited forever: the slots were never given back).
+    // A client of its own: the harness's may still hold a kept-alive connection.
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let healthz = tokio::time::timeout(
+        crate::support::WAIT * 2,
+        fresh.get(app.url("/healthz")).send(),
+    )
+    .await
+    .expect("/healthz answers while stalled connections come and go")
+    .expect("/healthz is served");
+    assert_eq!(healthz.status(), 200);
+    for stall in stalls {
+        let (what, (data, took)) = stall.await.expect("the stall task");
+        // Generous: each wave of SLOTS stalls takes one 1 s timeout, and 2 cores are busy.
+        assert!(
+            took < crate::support::WAIT,
+            "{what}: still open after {took:?} (timeout 1 s)"
+        );
+        if what.starts_with("an idle keep-alive") {
+            assert!(
+                data.starts_with(b"HTTP/1.1 200"),
+                "{what}: {}",
+                gen::show(&data)
+            );
+        }
+    }
+    let r = fresh.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "after the stalls");
+}
+
+/// A client that asks and never reads the answers: pipelined requests whose responses fill
+/// the socket buffers, so that the server's writes stop making progress. hyper's header timer
+/// does not run while it writes; the write-stall bound (the same timeout) frees the slot.
+#[tokio::test]
+async fn a_client_that_never_reads_its_answers_gives_its_slot_back() {
+    use tokio::io::AsyncWriteExt;
+    let app = crate::support::TestApp::spawn_with(|c| {
+        c.max_connections = 1;
+        c.header_read_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("a small receive buffer");
+    let mut staller = socket.connect(app.addr).await.expect("connect");
+    // About 19 MB of answers: more than the kernel buffers on both sides take.
+    let requests = "GET /openapi.yaml HTTP/1.1\r\nHost: x\r\n\r\n".repeat(200);
+    staller.write_all(requests.as_bytes()).await.expect("write");
+    // Answers are arriving (peeked, not read): the staller holds the only slot.
+    let mut first = [0u8; 1];
+    tokio::time::timeout(crate::support::WAIT, staller.peek(&mut first))
+        .await
+        .expect("the staller is served")
+        .expect("peek");
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let healthz = tokio::time::timeout(crate::support::WAIT, fresh.get(app.url("/healthz")).send())
+        .await
+        .expect("/healthz answers once the staller's slot is freed")
+        .expect("/healthz is served");
+    assert_eq!(healthz.status(), 200);
+    drop(staller);
+}
+
+/// rtchat's own limits on the request head come before hyper's, so they answer in the JSON
+/// envelope: at most 100 headers and 32 KiB of them (431), a target of at most 8 KiB (414).
+#[tokio::test]
+async fn request_heads_over_our_limits_get_431_and_414_in_the_envelope() {
+    let arena = Arena::new().await;
+    let head = |target: &str, extra: &str| {
+        format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n").into_bytes()
+    };
+    let headers = |n: usize| (0..n).map(|i| format!("X-{i}: v\r\n")).collect::<String>();
+    let cases: Vec<(String, Vec<u8>, u16, &str)> = vec![
+        // Host and Connection count: 98 more make 100.
+        (
+            "100 headers".into(),
+            head("/healthz", &headers(98)),
+            200,
+            "",
+        ),
+        (
+            "101 headers".into(),
+            head("/healthz", &headers(99)),
+            431,
+            "request_header_fields_too_large",
+        ),
+        (
+            "200 headers".into(),
+            head("/healthz", &headers(198)),
+            431,
+            "request_header_fields_too_large",
+        ),
+        (
+            "one 40 KiB header".into(),
+            head("/healthz", &format!("X-Big: {}\r\n", "b".repeat(40 * 1024))),
+            431,
+            "request_header_fields_too_large",
+        ),
+        (
+            "a 40 KiB bearer token".into(),
+            head(
+                "/auth/me",
+                &format!("Authorization: Bearer {}\r\n", "c".repeat(40 * 1024)),
+            ),
+            431,
+            "request_header_fields_too_large",
+        ),
+        (
+            "an 8 KiB target".into(),
+            head(&format!("/healthz?q={}", "a".repeat(8 * 1024 - 11)), ""),
+            200,
+            "",
+        ),
+        (
+            "a 9 KiB path".into(),
+            head(&format!("/{}", "a".repeat(9 * 1024)), ""),
+            414,
+            "uri_too_long",
+        ),
+        (
+            "a 60 KiB query token".into(),
+            head(&format!("/auth/me?token={}", "c".repeat(60 * 1024)), ""),
+            414,
+            "uri_too_long",
+        ),
+    ];
+    for (what, request, status, code) in cases {
+        let exchange = raw_exchange(arena.app.addr, request, None).await;
+        let responses = check_raw(&what, &exchange, true);
+        assert_eq!(responses[0].status, status, "{what}: {responses:?}");
+        if !code.is_empty() {
+            let body: Value = serde_json::from_slice(&responses[0].body).unwrap_or_default();
+            assert_eq!(body["code"], code, "{what}: {responses:?}");
+        }
+    }
+    arena.still_works("the oversized heads").await;
+}
+
+/// HEAD answers as GET does, without the body: the same status and Content-Length, and the
+/// next request on the connection is read right after the head (no body bytes between).
+#[tokio::test]
+async fn head_answers_like_get_without_a_body() {
+    let arena = Arena::new().await;
+    let token = arena.alice.token.clone();
+    for (path, auth) in [
+        ("/healthz", false),
+        ("/openapi.yaml", false),
+        ("/auth/me", true),
+        ("/chats", true),
+        ("/auth/me", false),
+        ("/nope", false),
+        ("/chats/abc", true),
+        ("/ws/notif", false),
+        ("/ws/notif", true),
+    ] {
+        let authorization = if auth {
+            format!("Authorization: Bearer {token}\r\n")
+        } else {
+            String::new()
+        };
+        let head_of =
+            |method: &str| format!("{method} {path} HTTP/1.1\r\nHost: x\r\n{authorization}\r\n");
+        let get = raw_exchange(
+            arena.app.addr,
+            raw_request("GET", path, auth.then_some(token.as_str()), ""),
+            None,
+        )
+        .await;
+        let get = &check_raw(&format!("GET {path}"), &get, true)[0];
+        // HEAD, then GET on the same connection, then close.
+        let mut both = head_of("HEAD").into_bytes();
+        both.extend(raw_request("GET", path, auth.then_some(token.as_str()), ""));
+        let what = format!("HEAD {path} (token: {auth})");
+        let exchange = raw_exchange(arena.app.addr, both, None).await;
+        let data = &exchange.data;
+        let end = data
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("{what}: no head: {}", gen::show(data)));
+        let head = String::from_utf8_lossy(&data[..end]).to_string();
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {}", get.status)),
+            "{what}: {head} (GET: {})",
+            get.head
+        );
+        let length = |head: &str| {
+            head.lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+                .map(|(_, v)| v.trim().to_string())
+        };
+        assert_eq!(
+            length(&head),
+            Some(get.body.len().to_string()),
+            "{what}: {head}"
+        );
+        // What follows the head is the GET's answer, not a body.
+        let rest = &data[end + 4..];
+        let after = parse_responses(rest).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(after.len(), 1, "{what}: {}", gen::show(rest));
+        assert_eq!(after[0].status, get.status, "{what}");
+        assert_eq!(after[0].body, get.body, "{what}");
+    }
+    arena.still_works("HEAD").await;
+}
+
+/// A request that arrives while the server shuts down gets a 503 saying so (not the
+/// database's): its body comes after the send writers stopped.
+#[tokio::test]
+async fn a_send_caught_by_shutdown_is_503_shutting_down() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut app = crate::support::TestApp::spawn_with(|c| c.shutdown_grace = Duration::ZERO).await;
+    let user = app.user("late").await;
+    let chat = app.group(&user, &[]).await;
+    let body = r#"{"text":"late"}"#;
+    let mut stream = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /chats/{chat}/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        user.token,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    // `100 Continue`: the handler is running and reading the body.
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !data.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(crate::support::WAIT, stream.read(&mut buf))
+            .await
+            .expect("100 Continue in time")
+            .expect("read");
+        assert!(n > 0, "closed before 100 Continue: {}", gen::show(&data));
+        data.extend_from_slice(&buf[..n]);
+    }
+    assert!(data.starts_with(b"HTTP/1.1 100"), "{}", gen::show(&data));
+    // With no grace, the writers are gone when `stop` returns; the connection is not.
+    app.stop().await;
+    stream
+        .write_all(body.as_bytes())
+        .await
+        .expect("write the body");
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(crate::support::WAIT, stream.read_to_end(&mut rest)).await;
+    let what = "a send during shutdown";
+    let responses = parse_responses(&rest).unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(responses.len(), 1, "{what}: {responses:?}");
+    assert_eq!(responses[0].status, 503, "{what}: {responses:?}");
+    let body: Value = serde_json::from_slice(&responses[0].body).unwrap_or_default();
+    assert_eq!(body["code"], "shutting_down", "{what}: {body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("shutting down")),
+        "{body}"
     );
 }
