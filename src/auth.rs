@@ -1,23 +1,20 @@
-//! Credentials: argon2id password hashes (computed off the async runtime) and HS256 access
-//! tokens (`sub`, `iat`, `exp`). Where a token is taken from a request lives in `http`.
+//! Credentials: argon2id password hashes (computed on a few dedicated threads, `hasher`),
+//! HS256 access tokens (`sub`, `iat`, `exp`). Where a token is taken from a request lives
+//! in `http`.
+
+mod hasher;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use argon2::password_hash::SaltString;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::OnceCell;
 
 use crate::error::ApiError;
-
-/// At most this many argon2 computations at once. Each takes ~19 MiB and a core for tens of
-/// milliseconds; more in parallel on a small box would only queue inside the thread pool
-/// while holding memory.
-const HASH_CONCURRENCY: usize = 4;
 
 /// Tokens longer than this are refused before any parsing (ours are ~200 bytes).
 pub const MAX_TOKEN_LEN: usize = 4096;
@@ -58,7 +55,6 @@ pub struct Auth {
     decoding: DecodingKey,
     validation: Validation,
     ttl: Duration,
-    hash_permits: Arc<Semaphore>,
     /// Tokens whose signature and claims were verified, by their exact text. Only what a
     /// token says is cached: expiry is checked on every use, revocation by the caller.
     verified: Mutex<HashMap<Box<str>, Caller>>,
@@ -77,7 +73,6 @@ impl Auth {
             decoding: DecodingKey::from_secret(secret),
             validation,
             ttl,
-            hash_permits: Arc::new(Semaphore::new(HASH_CONCURRENCY)),
             verified: Mutex::new(HashMap::new()),
             dummy_hash: OnceCell::new(),
         }
@@ -150,20 +145,17 @@ impl Auth {
         })
     }
 
-    /// An argon2id PHC string for `password`, computed on the blocking pool.
+    /// An argon2id PHC string for `password`, computed on a hashing thread; 503 when too
+    /// many hashes are waiting already.
     pub async fn hash_password(&self, password: String) -> Result<String, ApiError> {
-        let _permit = self.hash_permits.acquire().await.expect("never closed");
-        tokio::task::spawn_blocking(move || {
-            let mut salt = [0u8; 16];
-            rand::thread_rng().fill_bytes(&mut salt);
-            let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt");
-            Argon2::default()
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|e| ApiError::Internal(format!("argon2: {e}")))
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("hash task: {e}")))?
+        hasher::Pool::global()
+            .run(move |area| {
+                let mut salt = [0u8; 16];
+                rand::thread_rng().fill_bytes(&mut salt);
+                let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt");
+                hasher::hash(area, password.as_bytes(), salt.as_salt())
+            })
+            .await?
     }
 
     /// Whether `password` matches `hash`; with no hash (unknown email) it checks a dummy one
@@ -186,18 +178,9 @@ impl Auth {
                 .await?
                 .clone(),
         };
-        let _permit = self.hash_permits.acquire().await.expect("never closed");
-        let matches = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash)
-                .map(|parsed| {
-                    Argon2::default()
-                        .verify_password(password.as_bytes(), &parsed)
-                        .is_ok()
-                })
-                .unwrap_or(false)
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("verify task: {e}")))?;
+        let matches = hasher::Pool::global()
+            .run(move |area| hasher::verify(area, password.as_bytes(), &hash))
+            .await?;
         Ok(known && matches)
     }
 }
