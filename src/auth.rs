@@ -1,6 +1,6 @@
 //! Credentials: argon2id password hashes (computed on a few dedicated threads, `hasher`),
-//! HS256 access tokens (`sub`, `iat`, `exp`). Where a token is taken from a request lives
-//! in `http`.
+//! HS256 access tokens (`sub`, `iat`, `exp`), and the retention of ended login sessions.
+//! Where a token is taken from a request lives in `http`.
 
 mod hasher;
 
@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use argon2::password_hash::SaltString;
+use deadpool_postgres::GenericClient;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -182,6 +183,50 @@ impl Auth {
             .run(move |area| hasher::verify(area, password.as_bytes(), &hash))
             .await?;
         Ok(known && matches)
+    }
+}
+
+/// Sessions deleted per statement, so retention never holds long locks or builds one huge
+/// transaction (each session takes its refresh tokens with it, up to ~48 a day of its life).
+const SESSION_PRUNE_BATCH: u64 = 1000;
+
+/// How long an ended session is kept beyond the last moment a token of it could still be
+/// accepted: `exp` is stamped by a server's clock, `expires_at` and `revoked_at` by
+/// PostgreSQL's, and the two may disagree.
+const SESSION_PRUNE_MARGIN: Duration = Duration::from_secs(3600);
+
+/// Deletes the login sessions that no token can use any more, with their refresh tokens (by
+/// the foreign key's cascade); returns how many sessions went.
+///
+/// A session is kept while an access token of it may still be presented: after it expires,
+/// the tokens of its last refresh live one access-token lifetime more; after it is revoked,
+/// every process must keep rejecting them for as long, which it knows from `revoked_at`
+/// (`Revoked::load` reads the revocations of the last lifetime plus leeway). So only
+/// sessions that ended longer ago than the lifetime, the leeway and `SESSION_PRUNE_MARGIN`
+/// are deleted: every token they ever issued is refused as expired, and no process would
+/// load their revocation any more.
+pub async fn prune_sessions(
+    client: &impl GenericClient,
+    token_ttl: Duration,
+) -> Result<u64, ApiError> {
+    let ended_before =
+        (token_ttl + Duration::from_secs(EXP_LEEWAY_SECS) + SESSION_PRUNE_MARGIN).as_secs_f64();
+    let statement = client
+        .prepare_cached(&format!(
+            "DELETE FROM sessions WHERE id = ANY(ARRAY(
+                 SELECT id FROM sessions
+                 WHERE expires_at < now() - make_interval(secs => $1)
+                    OR revoked_at < now() - make_interval(secs => $1)
+                 LIMIT {SESSION_PRUNE_BATCH}))"
+        ))
+        .await?;
+    let mut pruned = 0;
+    loop {
+        let n = client.execute(&statement, &[&ended_before]).await?;
+        pruned += n;
+        if n < SESSION_PRUNE_BATCH {
+            return Ok(pruned);
+        }
     }
 }
 

@@ -11,6 +11,7 @@ mod errors;
 mod fanout;
 mod hostile;
 mod messages;
+mod retention;
 mod scaleout;
 mod security;
 mod support;
