@@ -1,12 +1,13 @@
 //! Password hashing on a few dedicated threads, each reusing one argon2 work area.
 //!
-//! argon2id with the default parameters needs a 19 MiB work area per hash. Allocated per hash
-//! on tokio's blocking pool (dozens of short-lived threads, each with its own glibc malloc
-//! arena), those areas stayed resident after the hash: the server grew by hundreds of MB
-//! under logins and never shrank. Here a fixed set of threads (one per core, at most
-//! `MAX_THREADS`) each allocates its area once and reuses it, so hashing costs at most
-//! `MAX_THREADS` × 19 MiB, however many logins come. Jobs wait in a bounded queue; when it is
-//! full the caller is told at once that the server is busy.
+//! argon2id with the default parameters needs a 19 MiB work area per hash. Allocated and freed
+//! per hash, those areas stayed resident: once glibc has seen one freed, it raises its mmap
+//! threshold above that size and serves the later ones from its malloc heaps, which it does
+//! not give back (the server grew by more than a GB under logins; README, Performance). Here
+//! a fixed set of threads (one per core, at most `MAX_THREADS`) each allocates its area once
+//! and reuses it, so hashing holds at most `MAX_THREADS` × 19 MiB, however many logins come.
+//! Jobs wait in a bounded queue; when it is full the caller is told at once that the server
+//! is busy.
 //!
 //! The PHC strings are exactly what `argon2`'s `PasswordHasher` writes (same algorithm,
 //! version, parameters and encoding), and verification honours the parameters stored in each

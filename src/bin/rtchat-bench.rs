@@ -40,8 +40,8 @@ use report::{CpuProbe, Row};
 use scenarios::Bench;
 use setup::{Direct, Setup};
 
-/// Load generator for rtchat: REST sends, WebSocket fan-out, idle sockets, reconnect storms
-/// and slow consumers, with a seq check that nothing was lost or duplicated.
+/// Load generator for rtchat: REST sends, WebSocket fan-out, idle sockets, reconnect storms,
+/// slow consumers and logins, with a seq check that nothing was lost or duplicated.
 #[derive(Parser, Debug)]
 #[command(name = "rtchat-bench", version)]
 struct Cli {
