@@ -124,6 +124,11 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
     CONSTRAINT refresh_tokens_pkey PRIMARY KEY (token_hash),
     CONSTRAINT refresh_tokens_session_fkey FOREIGN KEY (session_id) REFERENCES sessions (id) ON DELETE CASCADE
 );
+-- Retention deletes ended sessions (src/auth.rs, prune_sessions): this serves the cascade
+-- that deletes their refresh tokens (without it, a scan of every refresh token per session).
+CREATE INDEX IF NOT EXISTS refresh_tokens_session_idx ON refresh_tokens (session_id);
+-- ... and this finds the expired sessions (the revoked ones: sessions_revoked_idx).
+CREATE INDEX IF NOT EXISTS sessions_expires_at_idx ON sessions (expires_at);
 
 -- Login attempts per key (`email:...`, `addr:...`) in fixed 5-minute windows, shared by all
 -- processes so that a brute force through N processes is limited as one (src/limits.rs).

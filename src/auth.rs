@@ -1,23 +1,21 @@
-//! Credentials: argon2id password hashes (computed off the async runtime) and HS256 access
-//! tokens (`sub`, `iat`, `exp`). Where a token is taken from a request lives in `http`.
+//! Credentials: argon2id password hashes (computed on a few dedicated threads, `hasher`),
+//! HS256 access tokens (`sub`, `iat`, `exp`), and the retention of ended login sessions.
+//! Where a token is taken from a request lives in `http`.
+
+mod hasher;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use argon2::password_hash::SaltString;
+use deadpool_postgres::GenericClient;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::OnceCell;
 
 use crate::error::ApiError;
-
-/// At most this many argon2 computations at once. Each takes ~19 MiB and a core for tens of
-/// milliseconds; more in parallel on a small box would only queue inside the thread pool
-/// while holding memory.
-const HASH_CONCURRENCY: usize = 4;
 
 /// Tokens longer than this are refused before any parsing (ours are ~200 bytes).
 pub const MAX_TOKEN_LEN: usize = 4096;
@@ -58,7 +56,6 @@ pub struct Auth {
     decoding: DecodingKey,
     validation: Validation,
     ttl: Duration,
-    hash_permits: Arc<Semaphore>,
     /// Tokens whose signature and claims were verified, by their exact text. Only what a
     /// token says is cached: expiry is checked on every use, revocation by the caller.
     verified: Mutex<HashMap<Box<str>, Caller>>,
@@ -77,7 +74,6 @@ impl Auth {
             decoding: DecodingKey::from_secret(secret),
             validation,
             ttl,
-            hash_permits: Arc::new(Semaphore::new(HASH_CONCURRENCY)),
             verified: Mutex::new(HashMap::new()),
             dummy_hash: OnceCell::new(),
         }
@@ -150,20 +146,17 @@ impl Auth {
         })
     }
 
-    /// An argon2id PHC string for `password`, computed on the blocking pool.
+    /// An argon2id PHC string for `password`, computed on a hashing thread; 503 when too
+    /// many hashes are waiting already.
     pub async fn hash_password(&self, password: String) -> Result<String, ApiError> {
-        let _permit = self.hash_permits.acquire().await.expect("never closed");
-        tokio::task::spawn_blocking(move || {
-            let mut salt = [0u8; 16];
-            rand::thread_rng().fill_bytes(&mut salt);
-            let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt");
-            Argon2::default()
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|e| ApiError::Internal(format!("argon2: {e}")))
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("hash task: {e}")))?
+        hasher::Pool::global()
+            .run(move |area| {
+                let mut salt = [0u8; 16];
+                rand::thread_rng().fill_bytes(&mut salt);
+                let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt");
+                hasher::hash(area, password.as_bytes(), salt.as_salt())
+            })
+            .await?
     }
 
     /// Whether `password` matches `hash`; with no hash (unknown email) it checks a dummy one
@@ -186,19 +179,54 @@ impl Auth {
                 .await?
                 .clone(),
         };
-        let _permit = self.hash_permits.acquire().await.expect("never closed");
-        let matches = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash)
-                .map(|parsed| {
-                    Argon2::default()
-                        .verify_password(password.as_bytes(), &parsed)
-                        .is_ok()
-                })
-                .unwrap_or(false)
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("verify task: {e}")))?;
+        let matches = hasher::Pool::global()
+            .run(move |area| hasher::verify(area, password.as_bytes(), &hash))
+            .await?;
         Ok(known && matches)
+    }
+}
+
+/// Sessions deleted per statement, so retention never holds long locks or builds one huge
+/// transaction (each session takes its refresh tokens with it, up to ~48 a day of its life).
+const SESSION_PRUNE_BATCH: u64 = 1000;
+
+/// How long an ended session is kept beyond the last moment a token of it could still be
+/// accepted: `exp` is stamped by a server's clock, `expires_at` and `revoked_at` by
+/// PostgreSQL's, and the two may disagree.
+const SESSION_PRUNE_MARGIN: Duration = Duration::from_secs(3600);
+
+/// Deletes the login sessions that no token can use any more, with their refresh tokens (by
+/// the foreign key's cascade); returns how many sessions went.
+///
+/// A session is kept while an access token of it may still be presented: after it expires,
+/// the tokens of its last refresh live one access-token lifetime more; after it is revoked,
+/// every process must keep rejecting them for as long, which it knows from `revoked_at`
+/// (`Revoked::load` reads the revocations of the last lifetime plus leeway). So only
+/// sessions that ended longer ago than the lifetime, the leeway and `SESSION_PRUNE_MARGIN`
+/// are deleted: every token they ever issued is refused as expired, and no process would
+/// load their revocation any more.
+pub async fn prune_sessions(
+    client: &impl GenericClient,
+    token_ttl: Duration,
+) -> Result<u64, ApiError> {
+    let ended_before =
+        (token_ttl + Duration::from_secs(EXP_LEEWAY_SECS) + SESSION_PRUNE_MARGIN).as_secs_f64();
+    let statement = client
+        .prepare_cached(&format!(
+            "DELETE FROM sessions WHERE id = ANY(ARRAY(
+                 SELECT id FROM sessions
+                 WHERE expires_at < now() - make_interval(secs => $1)
+                    OR revoked_at < now() - make_interval(secs => $1)
+                 LIMIT {SESSION_PRUNE_BATCH}))"
+        ))
+        .await?;
+    let mut pruned = 0;
+    loop {
+        let n = client.execute(&statement, &[&ended_before]).await?;
+        pruned += n;
+        if n < SESSION_PRUNE_BATCH {
+            return Ok(pruned);
+        }
     }
 }
 

@@ -35,7 +35,7 @@ use crate::{db, events, identity, leases, router};
 /// each, 16 KiB per request.
 const HYPER_MAX_HEADERS: usize = 256;
 
-/// How often retention prunes the event log.
+/// How often retention prunes the event log and ended login sessions.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// A connection's slot among `max_connections`, shared by its requests (an extension on
@@ -345,7 +345,8 @@ async fn build_state(config: Config) -> Result<Arc<AppState>, String> {
     }))
 }
 
-/// Prunes events older than the retention window, now and then every `PRUNE_INTERVAL`.
+/// Prunes events older than the retention window, login counters whose window has passed and
+/// login sessions no token can use any more; now and then every `PRUNE_INTERVAL`.
 async fn prune_events(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(PRUNE_INTERVAL);
     loop {
@@ -353,13 +354,17 @@ async fn prune_events(state: Arc<AppState>) {
         let result = async {
             let client = state.db().await?;
             limits::prune_login_attempts(&client).await?;
-            events::prune(&client, state.config.event_retention).await
+            let sessions = auth::prune_sessions(&client, state.config.token_ttl).await?;
+            let events = events::prune(&client, state.config.event_retention).await?;
+            Ok::<_, crate::error::ApiError>((events, sessions))
         }
         .await;
         match result {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(pruned = n, "pruned old events"),
-            Err(e) => tracing::warn!(error = ?e, "pruning events failed"),
+            Ok((0, 0)) => {}
+            Ok((events, sessions)) => {
+                tracing::info!(events, sessions, "pruned old events and ended sessions")
+            }
+            Err(e) => tracing::warn!(error = ?e, "pruning failed"),
         }
     }
 }

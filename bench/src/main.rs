@@ -12,6 +12,8 @@
 mod disrupt;
 #[path = "rtchat_bench/load.rs"]
 mod load;
+#[path = "rtchat_bench/logins.rs"]
+mod logins;
 #[path = "rtchat_bench/net.rs"]
 mod net;
 #[path = "rtchat_bench/report.rs"]
@@ -38,8 +40,8 @@ use report::{CpuProbe, Row};
 use scenarios::Bench;
 use setup::{Direct, Setup};
 
-/// Load generator for rtchat: REST sends, WebSocket fan-out, idle sockets, reconnect storms
-/// and slow consumers, with a seq check that nothing was lost or duplicated.
+/// Load generator for rtchat: REST sends, WebSocket fan-out, idle sockets, reconnect storms,
+/// slow consumers and logins, with a seq check that nothing was lost or duplicated.
 #[derive(Parser, Debug)]
 #[command(name = "rtchat-bench", version)]
 struct Cli {
@@ -178,6 +180,23 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         duration_secs: u64,
     },
+    /// Registrations, then logins, over REST (one argon2 hash each): server RSS before and
+    /// after (needs --server-pid and the server's RTCHAT_RATE_REGISTER_PER_ADDR,
+    /// RTCHAT_RATE_LOGIN_PER_ADDR and RTCHAT_RATE_LOGIN_PER_EMAIL raised).
+    Logins {
+        /// Users registered first.
+        #[arg(long, default_value_t = 300)]
+        users: usize,
+        /// Logins, spread over those users.
+        #[arg(long, default_value_t = 3000)]
+        logins: usize,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 16)]
+        parallel: usize,
+        /// The run fails when the server's RSS grew by more than this many MB.
+        #[arg(long, default_value_t = 100)]
+        max_growth_mb: u64,
+    },
 }
 
 impl Scenario {
@@ -189,6 +208,7 @@ impl Scenario {
             Scenario::Storm { .. } => "storm",
             Scenario::Slow { .. } => "slow",
             Scenario::Get { .. } => "get",
+            Scenario::Logins { .. } => "logins",
         }
     }
 }
@@ -196,7 +216,7 @@ impl Scenario {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if !cli.smoke && cli.scenario.is_none() {
-        eprintln!("rtchat-bench: name a scenario (idle, send, fanout, storm, slow, get) or --smoke; see --help");
+        eprintln!("rtchat-bench: name a scenario (idle, send, fanout, storm, slow, get, logins) or --smoke; see --help");
         return ExitCode::from(2);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -212,10 +232,12 @@ fn main() -> ExitCode {
                         .get("failed_sockets")
                         .and_then(|v| v.as_u64())
                         .is_some_and(|n| n > 0)
+                    || r.metrics.get("failed").and_then(|v| v.as_bool()) == Some(true)
             });
             if bad {
                 eprintln!(
-                    "rtchat-bench: FAILED: events were lost or duplicated, or sockets failed"
+                    "rtchat-bench: FAILED: events were lost or duplicated, sockets or requests \
+                     failed, or the server kept too much memory"
                 );
                 ExitCode::FAILURE
             } else {
@@ -433,5 +455,11 @@ async fn run_scenario(bench: &Bench, scenario: &Scenario) -> Result<Vec<Row>, St
             )
             .await
         }
+        Scenario::Logins {
+            users,
+            logins,
+            parallel,
+            max_growth_mb,
+        } => logins::logins(bench, users, logins, parallel, max_growth_mb).await,
     }
 }

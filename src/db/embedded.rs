@@ -4,7 +4,10 @@
 //!
 //! PostgreSQL refuses to run as root, and CI and containers run as root: then the cluster
 //! runs as the `postgres` user, and the directory is handed to that user. The server process
-//! is our child with a parent-death signal, so it never outlives us, even on SIGKILL.
+//! is our child, stopped when we stop. On Linux it also gets a parent-death signal, so it
+//! never outlives us, even on SIGKILL; other Unix systems have no such signal, so there a
+//! killed rtchat leaves it running, and the next start reports its lock file (stop it by
+//! hand: `kill -INT` the pid on the first line of `postmaster.pid`).
 
 use std::fs;
 use std::io::Read;
@@ -21,6 +24,13 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The socket "port": it only names the socket file, as the cluster listens on no TCP port.
 const PORT: u16 = 5432;
+
+/// initdb's locale: byte-order collation with UTF-8 character classes (so `lower()` folds
+/// non-ASCII emails too). macOS has no `C.UTF-8` locale; `C` with a `UTF-8` ctype is the same.
+#[cfg(not(target_os = "macos"))]
+const LOCALE: &[&str] = &["--locale=C.UTF-8"];
+#[cfg(target_os = "macos")]
+const LOCALE: &[&str] = &["--locale=C", "--lc-ctype=UTF-8"];
 
 /// A running private PostgreSQL.
 pub struct EmbeddedPostgres {
@@ -58,13 +68,8 @@ impl EmbeddedPostgres {
             let output = command(&bin.join("initdb"), run_as)
                 .args(["-D"])
                 .arg(&data_dir)
-                .args([
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "--encoding=UTF8",
-                    "--locale=C.UTF-8",
-                ])
+                .args(["-U", "postgres", "--auth=trust", "--encoding=UTF8"])
+                .args(LOCALE)
                 .output()
                 .map_err(|e| format!("cannot run initdb: {e}"))?;
             if !output.status.success() {
@@ -98,6 +103,7 @@ impl EmbeddedPostgres {
         }
         // SAFETY: prctl is async-signal-safe; it runs in the child between fork and exec.
         // The parent-death signal is set after any setuid (a uid change clears it).
+        #[cfg(target_os = "linux")]
         unsafe {
             cmd.pre_exec(|| {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT) != 0 {

@@ -12,6 +12,7 @@ mod fanout;
 mod hostile;
 mod limits;
 mod messages;
+mod retention;
 mod scaleout;
 mod security;
 mod support;
