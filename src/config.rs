@@ -62,6 +62,10 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "RTCHAT_CORS_ORIGINS", default: "*", help: "comma-separated origins allowed to call the API from a browser" },
     Setting { name: "RTCHAT_TRUSTED_PROXIES", default: "(none)", help: "comma-separated proxy addresses or CIDRs whose X-Forwarded-For names the client" },
     Setting { name: "RTCHAT_LOG", default: "info", help: "log filter (tracing EnvFilter syntax)" },
+    Setting { name: "RTCHAT_RATE_WRITES_PER_SEC", default: "5", help: "chat writes per user per second (sustained): creating, changing and deleting chats, adding and removing members, deleting messages, marking read" },
+    Setting { name: "RTCHAT_RATE_WRITES_BURST", default: "20", help: "chat writes per user in a burst" },
+    Setting { name: "RTCHAT_RATE_CHAT_CHANGES_PER_MIN", default: "30", help: "changes of one chat's title, activity or members per minute (sustained), whoever makes them; each is one event per member" },
+    Setting { name: "RTCHAT_RATE_CHAT_CHANGES_BURST", default: "5", help: "changes of one chat in a burst" },
 ];
 
 /// The validated configuration of one rtchat process.
@@ -112,6 +116,13 @@ pub struct Config {
     pub trusted_proxies: Vec<(std::net::IpAddr, u8)>,
     /// tracing filter.
     pub log_filter: String,
+    /// Chat writes per user (see `limits`): creating, changing and deleting chats, member
+    /// changes, message deletes, read cursors.
+    pub rate_writes_per_sec: f64,
+    pub rate_writes_burst: f64,
+    /// Changes of one chat (title, activity, members): each writes an event per member.
+    pub rate_chat_changes_per_min: f64,
+    pub rate_chat_changes_burst: f64,
 }
 
 /// A setting that could not be used, naming the variable.
@@ -225,6 +236,23 @@ impl Config {
                     .collect::<Result<_, _>>()?,
             },
             log_filter: get("RTCHAT_LOG").unwrap_or_else(|| "info".into()),
+            rate_writes_per_sec: ranged(&get, "RTCHAT_RATE_WRITES_PER_SEC", 5, 1, 1_000_000)?
+                as f64,
+            rate_writes_burst: ranged(&get, "RTCHAT_RATE_WRITES_BURST", 20, 1, 1_000_000)? as f64,
+            rate_chat_changes_per_min: ranged(
+                &get,
+                "RTCHAT_RATE_CHAT_CHANGES_PER_MIN",
+                30,
+                1,
+                1_000_000,
+            )? as f64,
+            rate_chat_changes_burst: ranged(
+                &get,
+                "RTCHAT_RATE_CHAT_CHANGES_BURST",
+                5,
+                1,
+                1_000_000,
+            )? as f64,
         })
     }
 
@@ -243,6 +271,10 @@ impl Config {
         config.rate_login_per_addr = 100_000;
         config.rate_register_per_addr = 100_000.0;
         config.rate_register_per_email = 100_000.0;
+        config.rate_writes_per_sec = 100_000.0;
+        config.rate_writes_burst = 100_000.0;
+        config.rate_chat_changes_per_min = 100_000.0;
+        config.rate_chat_changes_burst = 100_000.0;
         config
     }
 

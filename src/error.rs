@@ -66,6 +66,10 @@ pub enum ApiError {
     Unavailable(String),
     /// 500: a bug or an unexpected database failure. The message is logged, never sent.
     Internal(String),
+    /// 503 `server_busy`, with `Retry-After`: a chat write waited its bounded time for its
+    /// turn (others are changing the same chat) and gave up rather than hold a pooled
+    /// connection longer.
+    Busy,
 }
 
 impl ApiError {
@@ -91,6 +95,7 @@ impl ApiError {
             ApiError::RateLimited(_) | ApiError::TooManySockets => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -114,6 +119,7 @@ impl ApiError {
             ApiError::TooManySockets => "too_many_sockets",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal_error",
+            ApiError::Busy => "server_busy",
         }
     }
 
@@ -144,6 +150,7 @@ impl ApiError {
             }
             ApiError::Unavailable(_) => "the database is unavailable, try again".into(),
             ApiError::Internal(_) => "internal error".into(),
+            ApiError::Busy => "busy with other changes to the same chat: retry shortly".into(),
         }
     }
 
@@ -190,6 +197,9 @@ impl ApiError {
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 headers.insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
             }
+            ApiError::Busy => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
             _ => {}
         }
         debug_assert!(response.headers().contains_key(CONTENT_TYPE));
@@ -204,6 +214,10 @@ impl From<tokio_postgres::Error> for ApiError {
             return ApiError::Unavailable(e.to_string());
         };
         let code = db.code().code();
+        // lock_not_available: a chat write's `lock_timeout` ran out (src/http/chats/access.rs).
+        if code == "55P03" {
+            return ApiError::Busy;
+        }
         // Class 08 (connection exception), 57 (operator intervention: shutdown, restart),
         // 53 (insufficient resources): PostgreSQL is going or gone, the request may be
         // retried. 40001/40P01 (serialization failure, deadlock) are retryable too.
