@@ -20,9 +20,10 @@ CREATE TABLE IF NOT EXISTS users (
     last_seq      bigint      NOT NULL DEFAULT 0,
     CONSTRAINT users_pkey PRIMARY KEY (id)
 );
--- Emails are unique case-insensitively (register's 409) and found by prefix (GET /users?q=).
+-- Emails are unique case-insensitively (register's 409) and found whole (login, GET /users?q=:
+-- pattern_ops indexes serve equality too).
 CREATE UNIQUE INDEX IF NOT EXISTS users_email_key ON users (lower(email) text_pattern_ops);
--- GET /users?q= matches a name prefix too.
+-- GET /users?q= matches a name prefix (LIKE 'prefix%' needs pattern_ops outside the C locale).
 CREATE INDEX IF NOT EXISTS users_name_prefix_idx ON users (lower(name) text_pattern_ops);
 
 CREATE TABLE IF NOT EXISTS chats (

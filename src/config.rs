@@ -66,6 +66,10 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "RTCHAT_LEASE_RENEW_SECS", default: "5", help: "how often a process renews its lease in the process_leases table; a lease lapses after 3 missed renewals. The rate limits are shared evenly among the processes with a live lease" },
     Setting { name: "RTCHAT_WS_QUEUE_BYTES", default: "65536", help: "bytes of frames queued per socket before a slow reader is closed with 1013 (with RTCHAT_MAX_SOCKETS, at most 1.1 GiB per process by default)" },
     Setting { name: "RTCHAT_HEADER_TIMEOUT_SECS", default: "10", help: "a connection must send each request head within this time of connecting or of its previous response, and may leave a response unread no longer, else it is closed" },
+    Setting { name: "RTCHAT_RATE_WRITES_PER_SEC", default: "5", help: "chat writes per user per second (sustained): creating, changing and deleting chats, adding and removing members, deleting messages, marking read" },
+    Setting { name: "RTCHAT_RATE_WRITES_BURST", default: "20", help: "chat writes per user in a burst" },
+    Setting { name: "RTCHAT_RATE_CHAT_CHANGES_PER_MIN", default: "30", help: "changes of one chat's title, activity or members per minute (sustained), whoever makes them; each is one event per member" },
+    Setting { name: "RTCHAT_RATE_CHAT_CHANGES_BURST", default: "5", help: "changes of one chat in a burst" },
 ];
 
 /// The validated configuration of one rtchat process.
@@ -126,6 +130,13 @@ pub struct Config {
     /// from each response, and how long a response write may make no progress (silent, slow,
     /// idle keep-alive and non-reading clients would hold connection slots).
     pub header_read_timeout: Duration,
+    /// Chat writes per user (see `limits`): creating, changing and deleting chats, member
+    /// changes, message deletes, read cursors.
+    pub rate_writes_per_sec: f64,
+    pub rate_writes_burst: f64,
+    /// Changes of one chat (title, activity, members): each writes an event per member.
+    pub rate_chat_changes_per_min: f64,
+    pub rate_chat_changes_burst: f64,
 }
 
 /// A setting that could not be used, naming the variable.
@@ -255,6 +266,23 @@ impl Config {
                 1,
                 3600,
             )?),
+            rate_writes_per_sec: ranged(&get, "RTCHAT_RATE_WRITES_PER_SEC", 5, 1, 1_000_000)?
+                as f64,
+            rate_writes_burst: ranged(&get, "RTCHAT_RATE_WRITES_BURST", 20, 1, 1_000_000)? as f64,
+            rate_chat_changes_per_min: ranged(
+                &get,
+                "RTCHAT_RATE_CHAT_CHANGES_PER_MIN",
+                30,
+                1,
+                1_000_000,
+            )? as f64,
+            rate_chat_changes_burst: ranged(
+                &get,
+                "RTCHAT_RATE_CHAT_CHANGES_BURST",
+                5,
+                1,
+                1_000_000,
+            )? as f64,
         })
     }
 
@@ -274,6 +302,10 @@ impl Config {
         config.rate_register_per_addr = 100_000.0;
         config.rate_register_per_email = 100_000.0;
         config.rate_login_per_email_global = 100_000;
+        config.rate_writes_per_sec = 100_000.0;
+        config.rate_writes_burst = 100_000.0;
+        config.rate_chat_changes_per_min = 100_000.0;
+        config.rate_chat_changes_burst = 100_000.0;
         config
     }
 

@@ -69,8 +69,11 @@ pub enum ApiError {
     Unavailable(String),
     /// 500: a bug or an unexpected database failure. The message is logged, never sent.
     Internal(String),
-    /// 503: this process holds its maximum of WebSocket sessions (`RTCHAT_MAX_SOCKETS`).
-    ServerBusy,
+    /// 503 `server_busy`, with `Retry-After`: this process cannot take the request now, and
+    /// says why: it holds its maximum of WebSocket sessions (`RTCHAT_MAX_SOCKETS`), a chat
+    /// write waited its bounded time for its turn (others are changing the same chat) and gave
+    /// up rather than hold a pooled connection longer, or the password hashers are all busy.
+    ServerBusy(&'static str),
     /// 503: this process is shutting down; another process (or this one restarted) answers.
     ShuttingDown,
     /// 414: the request target is longer than `router::MAX_URI_BYTES`.
@@ -103,7 +106,7 @@ impl ApiError {
             ApiError::RateLimited(_) | ApiError::TooManySockets => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::ServerBusy | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::ServerBusy(_) | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
@@ -129,7 +132,7 @@ impl ApiError {
             ApiError::TooManySockets => "too_many_sockets",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal_error",
-            ApiError::ServerBusy => "server_busy",
+            ApiError::ServerBusy(_) => "server_busy",
             ApiError::ShuttingDown => "shutting_down",
             ApiError::UriTooLong(_) => "uri_too_long",
             ApiError::HeadersTooLarge(_) => "request_header_fields_too_large",
@@ -163,9 +166,7 @@ impl ApiError {
             }
             ApiError::Unavailable(_) => "the database is unavailable, try again".into(),
             ApiError::Internal(_) => "internal error".into(),
-            ApiError::ServerBusy => {
-                "the server holds its maximum of sockets: try again later".into()
-            }
+            ApiError::ServerBusy(why) => (*why).to_string(),
             ApiError::ShuttingDown => "the server is shutting down: try again".into(),
             ApiError::UriTooLong(limit) => format!("the request target is over {limit} bytes"),
             ApiError::HeadersTooLarge(why) => why.clone(),
@@ -214,6 +215,9 @@ impl ApiError {
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 headers.insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
             }
+            ApiError::ServerBusy(_) => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
             _ => {}
         }
         debug_assert!(response.headers().contains_key(CONTENT_TYPE));
@@ -234,6 +238,10 @@ impl From<tokio_postgres::Error> for ApiError {
             };
         };
         let code = db.code().code();
+        // lock_not_available: a chat write's `lock_timeout` ran out (src/http/chats/access.rs).
+        if code == "55P03" {
+            return ApiError::ServerBusy(CHAT_BUSY);
+        }
         // Class 08 (connection exception), 57 (operator intervention: shutdown, restart),
         // 53 (insufficient resources): PostgreSQL is going or gone, the request may be
         // retried. 40001/40P01 (serialization failure, deadlock) are retryable too.
@@ -290,6 +298,11 @@ impl From<deadpool_postgres::PoolError> for ApiError {
         ApiError::Unavailable(format!("pool: {e}"))
     }
 }
+
+/// Why a chat write answers `server_busy`: it waited its bounded time for its turn.
+pub const CHAT_BUSY: &str = "busy with other changes to the same chat: retry shortly";
+/// Why a WebSocket upgrade answers `server_busy`: the process holds its maximum of sockets.
+pub const SOCKETS_FULL: &str = "the server holds its maximum of sockets: try again later";
 
 /// The result type of every handler.
 pub type ApiResult<T> = Result<T, ApiError>;

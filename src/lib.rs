@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod gate;
 pub mod http;
 pub mod hub;
 pub mod identity;

@@ -143,6 +143,14 @@ pub struct Limits {
     login_per_addr: i32,
     /// Login keys PostgreSQL refused, until their window ends.
     login_refused: Mutex<Lru<String, Instant>>,
+    /// Chat writes per user: every write that takes a chat's lock or creates a chat, other
+    /// than sends and edits (those count as messages).
+    pub writes: Limiter<i64>,
+    /// Changes per chat (title, activity, members), whoever makes them: each change is one
+    /// event per member, so a 1,000-member group costs 1,000 log rows a change.
+    pub chat_changes: Limiter<i64>,
+    /// One write transaction per chat at a time in this process; the others wait in memory.
+    pub chat_turns: crate::gate::Gates<i64>,
 }
 
 /// A login attempt admitted and counted as a failure; `Limits::login_succeeded` takes the
@@ -174,6 +182,12 @@ impl Limits {
             login_per_email: config.rate_login_per_email_global,
             login_per_addr: config.rate_login_per_addr,
             login_refused: Mutex::new(Lru::new(MAX_REFUSED_LOGIN_KEYS)),
+            writes: Limiter::new(config.rate_writes_per_sec, config.rate_writes_burst),
+            chat_changes: Limiter::new(
+                config.rate_chat_changes_per_min / 60.0,
+                config.rate_chat_changes_burst,
+            ),
+            chat_turns: crate::gate::Gates::default(),
         }
     }
 

@@ -32,6 +32,9 @@ const MAX_THREADS: usize = 4;
 /// once (the client retries later) instead of waiting in a queue that only grows.
 const QUEUE: usize = 64;
 
+/// Why a login or registration answers `server_busy` when the queue is full.
+const HASHERS_BUSY: &str = "too many password checks in progress: retry shortly";
+
 /// The 1 KiB blocks of one work area: enough for rtchat's own parameters (argon2's defaults).
 /// A stored hash with larger parameters is checked with a one-off allocation instead.
 const AREA_BLOCKS: usize = Params::DEFAULT.block_count();
@@ -88,9 +91,7 @@ impl Pool {
             let _ = tx.send(f(area));
         });
         self.jobs.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) => {
-                ApiError::Unavailable("the password hashing queue is full".into())
-            }
+            TrySendError::Full(_) => ApiError::ServerBusy(HASHERS_BUSY),
             TrySendError::Disconnected(_) => {
                 ApiError::Internal("the password hashing threads are gone".into())
             }
@@ -277,6 +278,7 @@ mod tests {
         let second = pool.submit(|_| 2).unwrap();
         let refused = pool.submit(|_| 3).unwrap_err();
         assert_eq!(refused.status(), hyper::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(refused.code(), "server_busy");
         release.send(()).unwrap();
         assert_eq!(first.await.unwrap(), 1);
         assert_eq!(second.await.unwrap(), 2);

@@ -1,6 +1,8 @@
 //! `/chats` and `/chats/{chat_id}`: create (private chats de-duplicated), list by recent
-//! activity, read, update and delete chats. Also the shared helpers that lock a chat and
-//! check the caller's membership inside a transaction.
+//! activity, read, update and delete chats. `access` holds the shared helpers that admit a
+//! write to a chat and lock it.
+
+mod access;
 
 use deadpool_postgres::GenericClient;
 use hyper::Response;
@@ -14,75 +16,18 @@ use crate::http::users::{DEFAULT_PAGE, MAX_PAGE};
 use crate::http::{created, double_option, no_content, ok, Ctx};
 use crate::model::{Chat, ChatView, Message, CHAT_COLUMNS};
 
+pub use access::{admit, bound_lock_waits, chat_members, is_member, lock_chat, LockedChat};
+
 /// Longest chat title, in characters.
 pub const MAX_TITLE_CHARS: usize = 128;
 /// Most members of a group, creator included.
 pub const MAX_GROUP_MEMBERS: usize = 1000;
 /// Unread counts stop counting here, so a huge backlog costs a bounded scan.
 pub const MAX_UNREAD_COUNT: i64 = 10_000;
-
-/// A chat row locked for the rest of the transaction, with its members read after the lock.
-pub struct LockedChat {
-    pub kind: String,
-    pub creator_id: i64,
-    pub is_active: bool,
-    /// Ascending.
-    pub members: Vec<i64>,
-}
-
-/// Locks chat `chat_id` (the first lock of every chat write, see `events`) and reads its
-/// members. 404 if it does not exist or `caller` is not a member.
-pub async fn lock_chat(
-    client: &impl GenericClient,
-    chat_id: i64,
-    caller: i64,
-) -> ApiResult<LockedChat> {
-    let statement = client
-        .prepare_cached(
-            "SELECT type, creator_id, is_active FROM chats WHERE id = $1 FOR NO KEY UPDATE",
-        )
-        .await?;
-    let row = client
-        .query_opt(&statement, &[&chat_id])
-        .await?
-        .ok_or(ApiError::NotFound("chat"))?;
-    // Read in a new statement, after the lock: membership changes take the same lock, so
-    // this sees all of them.
-    let members = chat_members(client, chat_id).await?;
-    if !members.contains(&caller) {
-        return Err(ApiError::NotFound("chat"));
-    }
-    Ok(LockedChat {
-        kind: row.get(0),
-        creator_id: row.get(1),
-        is_active: row.get(2),
-        members,
-    })
-}
-
-/// The members of a chat, ascending.
-pub async fn chat_members(client: &impl GenericClient, chat_id: i64) -> ApiResult<Vec<i64>> {
-    let statement = client
-        .prepare_cached("SELECT user_id FROM chat_members WHERE chat_id = $1 ORDER BY user_id")
-        .await?;
-    Ok(client
-        .query(&statement, &[&chat_id])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
-}
-
-/// Whether `user_id` is a member of `chat_id` (no lock).
-pub async fn is_member(client: &impl GenericClient, chat_id: i64, user_id: i64) -> ApiResult<bool> {
-    let statement = client
-        .prepare_cached("SELECT 1 FROM chat_members WHERE chat_id = $1 AND user_id = $2")
-        .await?;
-    Ok(client
-        .query_opt(&statement, &[&chat_id, &user_id])
-        .await?
-        .is_some())
-}
+/// Attempts of one private chat creation. Another attempt is needed only when the pair's chat
+/// was deleted between two statements of the previous one; five such deletes in a row mean
+/// someone deletes it as fast as it appears, and the create answers 503 `server_busy`.
+const MAX_CREATE_ATTEMPTS: usize = 5;
 
 /// The chat as the event payload shows it.
 pub async fn load_chat(client: &impl GenericClient, chat_id: i64) -> ApiResult<Chat> {
@@ -253,6 +198,7 @@ pub async fn create_chat(ctx: Ctx) -> ApiResult<Response<Body>> {
         )]));
     }
 
+    ctx.state.limits.writes.check(&caller.user_id)?;
     let mut client = ctx.state.db().await?;
     check_users_exist(&client, &others, "participant_ids").await?;
     let mut members = others.clone();
@@ -263,52 +209,67 @@ pub async fn create_chat(ctx: Ctx) -> ApiResult<Response<Body>> {
         ChatKind::Group => ("group", None),
     };
 
-    let tx = client.transaction().await?;
-    // A concurrent creation of the same private pair waits on the unique key here, then
-    // does nothing; the existing chat is then returned below.
-    let statement = tx
-        .prepare_cached(
-            "INSERT INTO chats (type, title, creator_id, private_key) VALUES ($1, $2, $3, $4)
-             ON CONFLICT ON CONSTRAINT chats_private_key_key DO NOTHING RETURNING id",
-        )
-        .await?;
-    let inserted = tx
-        .query_opt(&statement, &[&kind, &title, &caller.user_id, &private_key])
-        .await
-        .map_err(|e| {
-            // A genuine token whose user is gone (a restored database keeps older tokens
-            // valid until they expire): the answer `GET /auth/me` gives it, not a 500.
-            let db = e.as_db_error();
-            if db.is_some_and(|db| db.constraint() == Some("chats_creator_fkey")) {
-                ApiError::Unauthorized("the token's user no longer exists")
-            } else {
-                ApiError::from(e)
-            }
-        })?;
-    let Some(row) = inserted else {
-        drop(tx);
-        let statement = client
-            .prepare_cached("SELECT id FROM chats WHERE private_key = $1")
+    // A private pair's chat may be deleted by its creator between our finding it and reading
+    // it; then the pair has no chat any more and the next attempt creates one.
+    for _ in 0..MAX_CREATE_ATTEMPTS {
+        let tx = client.transaction().await?;
+        bound_lock_waits(&tx).await?;
+        // A concurrent creation of the same private pair waits on the unique key here, then
+        // does nothing; the existing chat is then returned below.
+        let statement = tx
+            .prepare_cached(
+                "INSERT INTO chats (type, title, creator_id, private_key) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT ON CONSTRAINT chats_private_key_key DO NOTHING RETURNING id",
+            )
             .await?;
-        let chat_id: i64 = client
-            .query_opt(&statement, &[&private_key])
-            .await?
-            .ok_or_else(|| ApiError::Internal("private chat vanished after a conflict".into()))?
-            .get(0);
-        return ok(&load_view(&client, chat_id, caller.user_id).await?);
-    };
-    let chat_id: i64 = row.get(0);
-    let statement = tx
-        .prepare_cached(
-            "INSERT INTO chat_members (chat_id, user_id) SELECT $1, unnest($2::bigint[])",
-        )
-        .await?;
-    tx.execute(&statement, &[&chat_id, &members]).await?;
-    let chat = load_chat(&tx, chat_id).await?;
-    let mut outbox = Outbox::default();
-    outbox.add(EventType::CreateChat, &members, &chat)?;
-    ctx.state.commit(tx, outbox).await?;
-    created(&load_view(&client, chat_id, caller.user_id).await?)
+        let inserted = tx
+            .query_opt(&statement, &[&kind, &title, &caller.user_id, &private_key])
+            .await
+            .map_err(|e| {
+                // A genuine token whose user is gone (a restored database keeps older tokens
+                // valid until they expire): the answer `GET /auth/me` gives it, not a 500.
+                let db = e.as_db_error();
+                if db.is_some_and(|db| db.constraint() == Some("chats_creator_fkey")) {
+                    ApiError::Unauthorized("the token's user no longer exists")
+                } else {
+                    ApiError::from(e)
+                }
+            })?;
+        let Some(row) = inserted else {
+            // A new statement, so a new snapshot: it sees a delete committed since the insert
+            // found the conflict.
+            let statement = tx
+                .prepare_cached(&format!(
+                    "{} WHERE cm.user_id = $1 AND c.private_key = $2",
+                    view_select()
+                ))
+                .await?;
+            let existing = tx
+                .query_opt(&statement, &[&caller.user_id, &private_key])
+                .await?;
+            drop(tx);
+            match existing {
+                Some(row) => return ok(&view_from_row(&row)),
+                None => continue,
+            }
+        };
+        let chat_id: i64 = row.get(0);
+        let statement = tx
+            .prepare_cached(
+                "INSERT INTO chat_members (chat_id, user_id) SELECT $1, unnest($2::bigint[])",
+            )
+            .await?;
+        tx.execute(&statement, &[&chat_id, &members]).await?;
+        let chat = load_chat(&tx, chat_id).await?;
+        // Read before the commit: once committed, a member may delete it at once, and the
+        // answer is still the chat this request created.
+        let view = load_view(&tx, chat_id, caller.user_id).await?;
+        let mut outbox = Outbox::default();
+        outbox.add(EventType::CreateChat, &members, &chat)?;
+        ctx.state.commit(tx, outbox).await?;
+        return created(&view);
+    }
+    Err(ApiError::ServerBusy(crate::error::CHAT_BUSY))
 }
 
 /// `GET /chats?limit=&before=`: the caller's chats, most recent activity first.
@@ -382,11 +343,21 @@ pub async fn update_chat(ctx: Ctx) -> ApiResult<Response<Body>> {
         None => None,
     };
 
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
-    let locked = lock_chat(&tx, chat_id, caller.user_id).await?;
+    const NOT_CREATOR: ApiError = ApiError::Forbidden("only the chat's creator may change it");
+    let limits = &ctx.state.limits;
+    limits.writes.check(&caller.user_id)?;
+    let mut admitted = admit(&ctx.state, chat_id, caller.user_id, |access| {
+        if access.creator_id != caller.user_id {
+            return Err(NOT_CREATOR);
+        }
+        limits.chat_changes.check(&chat_id)
+    })
+    .await?;
+    let tx = admitted.client.transaction().await?;
+    let locked = lock_chat(&tx, &admitted.access).await?;
+    // Checked again under the lock: the creator may have left since (see `remove_member`).
     if locked.creator_id != caller.user_id {
-        return Err(ApiError::Forbidden("only the chat's creator may change it"));
+        return Err(NOT_CREATOR);
     }
     let statement = tx
         .prepare_cached(
@@ -416,7 +387,7 @@ pub async fn update_chat(ctx: Ctx) -> ApiResult<Response<Body>> {
         outbox.add(EventType::UpdateChat, &locked.members, &chat)?;
     }
     ctx.state.commit(tx, outbox).await?;
-    ok(&load_view(&client, chat_id, caller.user_id).await?)
+    ok(&load_view(&admitted.client, chat_id, caller.user_id).await?)
 }
 
 /// `DELETE /chats/{chat_id}`: the creator deletes the chat and its messages; former members
@@ -424,11 +395,19 @@ pub async fn update_chat(ctx: Ctx) -> ApiResult<Response<Body>> {
 pub async fn delete_chat(ctx: Ctx) -> ApiResult<Response<Body>> {
     let caller = ctx.caller()?;
     let chat_id = ctx.path_id("chat_id")?;
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
-    let locked = lock_chat(&tx, chat_id, caller.user_id).await?;
+    const NOT_CREATOR: ApiError = ApiError::Forbidden("only the chat's creator may delete it");
+    ctx.state.limits.writes.check(&caller.user_id)?;
+    let mut admitted = admit(&ctx.state, chat_id, caller.user_id, |access| {
+        if access.creator_id != caller.user_id {
+            return Err(NOT_CREATOR);
+        }
+        Ok(())
+    })
+    .await?;
+    let tx = admitted.client.transaction().await?;
+    let locked = lock_chat(&tx, &admitted.access).await?;
     if locked.creator_id != caller.user_id {
-        return Err(ApiError::Forbidden("only the chat's creator may delete it"));
+        return Err(NOT_CREATOR);
     }
     let mut outbox = Outbox::default();
     outbox.add(

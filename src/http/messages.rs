@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::error::{ApiError, ApiResult, Body};
 use crate::events::{EventType, Outbox};
-use crate::http::chats::{is_member, lock_chat};
+use crate::http::chats::{admit, is_member, lock_chat};
 use crate::http::users::{DEFAULT_PAGE, MAX_PAGE};
 use crate::http::{created, no_content, ok, Ctx};
 use crate::model::{Message, MESSAGE_COLUMNS};
@@ -158,9 +158,9 @@ pub async fn edit_message(ctx: Ctx) -> ApiResult<Response<Body>> {
     let body: EditBody = ctx.json()?;
     ctx.state.limits.messages.check(&caller.user_id)?;
     check_text(&body.text)?;
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
-    let locked = lock_chat(&tx, chat_id, caller.user_id).await?;
+    let mut admitted = admit(&ctx.state, chat_id, caller.user_id, |_| Ok(())).await?;
+    let tx = admitted.client.transaction().await?;
+    let locked = lock_chat(&tx, &admitted.access).await?;
     let sender = message_sender(&tx, chat_id, message_id).await?;
     if sender != caller.user_id {
         return Err(ApiError::Forbidden("only the sender may edit a message"));
@@ -206,9 +206,10 @@ pub async fn delete_message(ctx: Ctx) -> ApiResult<Response<Body>> {
     let caller = ctx.caller()?;
     let chat_id = ctx.path_id("chat_id")?;
     let message_id = ctx.path_id("message_id")?;
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
-    let locked = lock_chat(&tx, chat_id, caller.user_id).await?;
+    ctx.state.limits.writes.check(&caller.user_id)?;
+    let mut admitted = admit(&ctx.state, chat_id, caller.user_id, |_| Ok(())).await?;
+    let tx = admitted.client.transaction().await?;
+    let locked = lock_chat(&tx, &admitted.access).await?;
     let sender = message_sender(&tx, chat_id, message_id).await?;
     if sender != caller.user_id && locked.creator_id != caller.user_id {
         return Err(ApiError::Forbidden(
@@ -242,9 +243,10 @@ pub async fn mark_read(ctx: Ctx) -> ApiResult<Response<Body>> {
     let caller = ctx.caller()?;
     let chat_id = ctx.path_id("chat_id")?;
     let body: ReadBody = ctx.json()?;
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
-    let locked = lock_chat(&tx, chat_id, caller.user_id).await?;
+    ctx.state.limits.writes.check(&caller.user_id)?;
+    let mut admitted = admit(&ctx.state, chat_id, caller.user_id, |_| Ok(())).await?;
+    let tx = admitted.client.transaction().await?;
+    let locked = lock_chat(&tx, &admitted.access).await?;
     let in_chat = match message_sender(&tx, chat_id, body.message_id).await {
         Ok(_) => true,
         Err(ApiError::NotFound(_)) => false,

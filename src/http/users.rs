@@ -1,4 +1,4 @@
-//! `/users`: search by name or email prefix, and look one up.
+//! `/users`: search by name prefix or whole email, and look one up.
 
 use hyper::Response;
 use serde_json::json;
@@ -10,7 +10,7 @@ use crate::model::{User, USER_COLUMNS};
 /// Page size bounds for lists (the contract's 1..100).
 pub const MAX_PAGE: i64 = 100;
 pub const DEFAULT_PAGE: i64 = 50;
-/// Longest search prefix accepted.
+/// Longest search text accepted (an email's longest).
 const MAX_QUERY_CHARS: usize = 254;
 
 /// The user with `id`, if any.
@@ -26,7 +26,8 @@ pub async fn find_user(ctx: &Ctx, id: i64) -> ApiResult<Option<User>> {
         .map(User::from_row))
 }
 
-/// `GET /users?q=&limit=`: users whose name or email starts with `q` (case-insensitive).
+/// `GET /users?q=&limit=`: users whose name starts with `q` or whose email is `q`, both
+/// case-insensitive. Never an email prefix: that would let anyone list the address book.
 pub async fn list_users(ctx: Ctx) -> ApiResult<Response<Body>> {
     ctx.caller()?;
     let limit = ctx.query_int("limit", 1, MAX_PAGE)?.unwrap_or(DEFAULT_PAGE);
@@ -39,7 +40,7 @@ pub async fn list_users(ctx: Ctx) -> ApiResult<Response<Body>> {
         return Err(ApiError::field("q", "must not contain control characters"));
     }
     let q = raw.trim().to_lowercase();
-    // LIKE wildcards in the prefix are matched literally.
+    // LIKE wildcards in the name prefix are matched literally.
     let pattern = format!(
         "{}%",
         q.replace('\\', "\\\\")
@@ -50,11 +51,11 @@ pub async fn list_users(ctx: Ctx) -> ApiResult<Response<Body>> {
     let statement = client
         .prepare_cached(&format!(
             "SELECT {USER_COLUMNS} FROM users
-             WHERE lower(name) LIKE $1 OR lower(email) LIKE $1
+             WHERE lower(name) LIKE $1 OR lower(email) = $3
              ORDER BY id LIMIT $2"
         ))
         .await?;
-    let rows = client.query(&statement, &[&pattern, &limit]).await?;
+    let rows = client.query(&statement, &[&pattern, &limit, &q]).await?;
     let users: Vec<User> = rows.iter().map(User::from_row).collect();
     ok(&json!({ "users": users }))
 }

@@ -88,7 +88,7 @@ pub async fn upgrade(
         return Err(ApiError::ShuttingDown);
     }
     if state.hub.socket_count() >= state.config.max_sockets {
-        return Err(ApiError::ServerBusy);
+        return Err(ApiError::ServerBusy(crate::error::SOCKETS_FULL));
     }
     // The slot is taken now, before the 101: checked and counted at once, so concurrent
     // handshakes cannot all pass the caps (the check above is only the cheap early answer).
@@ -105,7 +105,7 @@ pub async fn upgrade(
     ) {
         Ok(subscription) => subscription,
         Err(CapReached::User) => return Err(ApiError::TooManySockets),
-        Err(CapReached::Process) => return Err(ApiError::ServerBusy),
+        Err(CapReached::Process) => return Err(ApiError::ServerBusy(crate::error::SOCKETS_FULL)),
     };
 
     let on_upgrade = hyper::upgrade::on(&mut req);

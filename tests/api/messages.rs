@@ -244,3 +244,52 @@ async fn users_search_by_prefix() {
     );
     assert_error(&app.get("/users/99999", &zed.token).await, 404, "not_found");
 }
+
+#[tokio::test]
+async fn users_are_found_by_name_prefix_or_whole_email_never_by_email_prefix() {
+    let app = TestApp::spawn().await;
+    let me = app.user("me").await;
+    // Emails start with the name: "Dana_Q7@example.com" and so on.
+    let dana = app.user("Dana_Q").await;
+    let danax = app.user("DanaxQ").await;
+    let ids = |q: &str| {
+        let app = &app;
+        let token = me.token.clone();
+        let q = q.to_string();
+        async move {
+            let r = app
+                .http
+                .get(app.url("/users"))
+                .query(&[("q", q.as_str())])
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("request sent");
+            let r = reply(r).await;
+            assert_eq!(r.status, 200, "{r:?}");
+            r.body["users"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["id"].as_i64().unwrap())
+                .collect::<Vec<i64>>()
+        }
+    };
+    // A name prefix, case-insensitively; `_` and `%` are literal.
+    assert_eq!(ids("dana").await, vec![dana.id, danax.id]);
+    assert_eq!(ids("DANA_").await, vec![dana.id]);
+    assert_eq!(ids("dana%").await, Vec::<i64>::new());
+    // A whole email, case-insensitively (and trimmed)...
+    assert_eq!(
+        ids(&format!(" {} ", dana.email.to_uppercase())).await,
+        vec![dana.id]
+    );
+    // ...but no prefix of one that is not also a name prefix.
+    let local_part = dana.email.split('@').next().unwrap();
+    assert_eq!(ids(local_part).await, Vec::<i64>::new());
+    assert_eq!(
+        ids(&dana.email[..dana.email.len() - 1]).await,
+        Vec::<i64>::new()
+    );
+    assert_eq!(ids("@example.com").await, Vec::<i64>::new());
+}

@@ -368,3 +368,259 @@ async fn a_process_full_of_sockets_refuses_more_with_503() {
         .unwrap_err();
     assert!(matches!(err, tokio_tungstenite::tungstenite::Error::Http(r) if r.status() == 503));
 }
+
+#[tokio::test]
+async fn chat_writes_are_rate_limited_per_user_with_retry_after() {
+    let app = TestApp::spawn_with(|c| {
+        c.rate_writes_per_sec = 1.0;
+        c.rate_writes_burst = 3.0;
+    })
+    .await;
+    let (a, b) = (app.user("a").await, app.user("b").await);
+    let chat = app.group(&a, &[&b]).await; // a's first write
+    let m = app.send(&b, chat, "hi").await;
+    let read = format!("/chats/{chat}/read");
+    for _ in 0..2 {
+        let r = app
+            .post(&read, &a.token, json!({"message_id": m["id"]}))
+            .await;
+        assert_eq!(r.status, 204, "{r:?}");
+    }
+    let r = app
+        .post(&read, &a.token, json!({"message_id": m["id"]}))
+        .await;
+    assert_error(&r, 429, "rate_limited");
+    assert_eq!(r.headers.get("retry-after").unwrap(), "1");
+    // Every kind of chat write draws on the same budget.
+    let r = app
+        .patch(&format!("/chats/{chat}"), &a.token, json!({"title": "x"}))
+        .await;
+    assert_error(&r, 429, "rate_limited");
+    // Per user: b is not limited by a.
+    let r = app
+        .post(&read, &b.token, json!({"message_id": m["id"]}))
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+}
+
+#[tokio::test]
+async fn changes_of_one_chat_are_limited_per_chat_and_strangers_cannot_spend_them() {
+    let app = TestApp::spawn_with(|c| {
+        c.rate_chat_changes_per_min = 1.0;
+        c.rate_chat_changes_burst = 2.0;
+    })
+    .await;
+    let (owner, member, stranger) = (
+        app.user("o").await,
+        app.user("m").await,
+        app.user("s").await,
+    );
+    let chat = app.group(&owner, &[&member]).await;
+    let other = app.group(&owner, &[&member]).await;
+    let path = format!("/chats/{chat}");
+    // A stranger's and a member's refused attempts spend nothing of the chat's budget.
+    for _ in 0..3 {
+        let r = app
+            .patch(&path, &stranger.token, json!({"title": "x"}))
+            .await;
+        assert_error(&r, 404, "not_found");
+        let r = app.patch(&path, &member.token, json!({"title": "x"})).await;
+        assert_error(&r, 403, "forbidden");
+    }
+    for title in ["one", "two"] {
+        let r = app
+            .patch(&path, &owner.token, json!({"title": title}))
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let r = app
+        .post(
+            &format!("{path}/members"),
+            &owner.token,
+            json!({"user_ids": [stranger.id]}),
+        )
+        .await;
+    assert_error(&r, 429, "rate_limited");
+    assert!(r.headers.contains_key("retry-after"), "{r:?}");
+    // Per chat: the owner's other chat changes as usual; and leaving is always possible.
+    let r = app
+        .patch(
+            &format!("/chats/{other}"),
+            &owner.token,
+            json!({"title": "x"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = app
+        .delete(&format!("{path}/members/{}", member.id), &member.token)
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+}
+
+/// The nearest-rank 99th percentile.
+fn p99(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[(samples.len() * 99).div_ceil(100) - 1]
+}
+
+/// A bystander's `GET /auth/me` and message sends, one after another; their latencies.
+async fn bystander_latencies(app: &TestApp, user: &TestUser, chat: i64, n: usize) -> Vec<Duration> {
+    let mut samples = Vec::with_capacity(2 * n);
+    for i in 0..n {
+        let started = std::time::Instant::now();
+        assert_eq!(app.get("/auth/me", &user.token).await.status, 200);
+        samples.push(started.elapsed());
+        let started = std::time::Instant::now();
+        app.send(user, chat, &format!("m{i}")).await;
+        samples.push(started.elapsed());
+    }
+    samples
+}
+
+// Multi-threaded: the server, the flood and the bystander must not take turns on one thread,
+// or the bystander would measure the test's own scheduling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_chat_updates_by_one_user_does_not_slow_a_bystander() {
+    // The write limits at their defaults (the test configuration raises every limit).
+    let defaults = rtchat::config::Config::from_lookup(|_| None).unwrap();
+    let app = TestApp::spawn_with(|c| {
+        c.rate_writes_per_sec = defaults.rate_writes_per_sec;
+        c.rate_writes_burst = defaults.rate_writes_burst;
+        c.rate_chat_changes_per_min = defaults.rate_chat_changes_per_min;
+        c.rate_chat_changes_burst = defaults.rate_chat_changes_burst;
+    })
+    .await;
+    let (attacker, bystander, friend) = (
+        app.user("attacker").await,
+        app.user("bystander").await,
+        app.user("friend").await,
+    );
+    let quiet_chat = app.group(&bystander, &[&friend]).await;
+    // 998 members, inserted directly: registering them would hash 998 passwords.
+    let (db, connection) = tokio_postgres::connect(&app.database_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let members: Vec<i64> = db
+        .query(
+            "INSERT INTO users (email, name, password_hash)
+             SELECT 'member' || g || '@example.com', 'member' || g, 'x'
+             FROM generate_series(1, 998) g RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let big = app
+        .post(
+            "/chats",
+            &attacker.token,
+            json!({"type": "group", "title": "big", "participant_ids": members}),
+        )
+        .await;
+    assert_eq!(big.status, 201, "{big:?}");
+    let big = big.body["id"].as_i64().unwrap();
+
+    bystander_latencies(&app, &bystander, quiet_chat, 20).await; // warm-up
+
+    // The flood: rounds of 32 concurrent renames of the 999-member group, two rounds a second.
+    // Before the fix one round took seconds, so the pace changed nothing then; now it keeps
+    // the measurement about the writes (locks, pooled connections, log rows) rather than about
+    // answering requests at all: at ten rounds a second, a flood of as many `GET /auth/me`
+    // raised this bystander's p99 threefold too, in a debug build on a shared 2-core machine.
+    // The first round spends what the chat's burst allows (a few renames, each 999 log rows);
+    // the bystander then measures the flood as it goes on, in blocks, alternately with and
+    // without it, so that both see the same background load of the machine.
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    const BLOCKS: usize = 4;
+    const PER_BLOCK: usize = 40;
+    let (flooding, in_round, done) = (
+        AtomicBool::new(false),
+        AtomicBool::new(false),
+        AtomicBool::new(false),
+    );
+    let big_path = format!("/chats/{big}");
+    let round = |n: usize| {
+        let renames = (0..32).map(|i| {
+            app.patch(
+                &big_path,
+                &attacker.token,
+                json!({"title": format!("flood {n}.{i}")}),
+            )
+        });
+        futures_util::future::join_all(renames)
+    };
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    let started = std::time::Instant::now();
+    for r in round(0).await {
+        *statuses.entry(r.status).or_default() += 1;
+    }
+    eprintln!("first round: {statuses:?} in {:?}", started.elapsed());
+    let flood = async {
+        let mut round_number = 1;
+        while !done.load(SeqCst) {
+            // Announced before looking, so a quiet block never starts under a round.
+            in_round.store(true, SeqCst);
+            if !flooding.load(SeqCst) {
+                in_round.store(false, SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+            for r in round(round_number).await {
+                *statuses.entry(r.status).or_default() += 1;
+            }
+            round_number += 1;
+            in_round.store(false, SeqCst);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        statuses
+    };
+    let measured = async {
+        let (mut unloaded, mut loaded) = (Vec::new(), Vec::new());
+        for block in 0..2 * BLOCKS {
+            let flood_now = block % 2 == 1;
+            flooding.store(flood_now, SeqCst);
+            // A quiet block starts once the flood's last round has ended.
+            while !flood_now && in_round.load(SeqCst) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let samples = bystander_latencies(&app, &bystander, quiet_chat, PER_BLOCK).await;
+            if flood_now {
+                &mut loaded
+            } else {
+                &mut unloaded
+            }
+            .extend(samples);
+        }
+        done.store(true, SeqCst);
+        (p99(unloaded), p99(loaded))
+    };
+    let (statuses, (unloaded, loaded)) = tokio::join!(flood, measured);
+    eprintln!("bystander p99: {unloaded:?} unloaded, {loaded:?} under the flood {statuses:?}");
+
+    // The structural cause first: the flood was refused (429), or at worst told to come back
+    // (503), not queued; the renames that went through are the chat's burst and its refill.
+    let renamed = statuses.get(&200).copied().unwrap_or(0);
+    let refused = statuses.get(&429).copied().unwrap_or(0);
+    let busy = statuses.get(&503).copied().unwrap_or(0);
+    assert!(refused > 0, "{statuses:?}");
+    assert!(
+        renamed <= defaults.rate_chat_changes_burst as usize + 5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        renamed + refused + busy,
+        statuses.values().sum::<usize>(),
+        "{statuses:?}"
+    );
+    // The comparison the issue asks for, in the same run; a floor of 5 ms keeps a sub-ms
+    // unloaded p99 from turning scheduler noise into a failure (the flood used to cost the
+    // bystander seconds).
+    let bound = 3 * unloaded.max(Duration::from_millis(5));
+    assert!(
+        loaded <= bound,
+        "bystander p99 {loaded:?} under the flood, {unloaded:?} without; flood {statuses:?}"
+    );
+}
