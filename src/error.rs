@@ -69,6 +69,9 @@ pub enum ApiError {
     Unavailable(String),
     /// 500: a bug or an unexpected database failure. The message is logged, never sent.
     Internal(String),
+    /// 503 `unavailable`, with `Retry-After`: this process's LISTEN connection is down, so it
+    /// may have missed a logout elsewhere and cannot trust a token until it has caught up.
+    CatchingUp,
     /// 503 `server_busy`, with `Retry-After`: this process cannot take the request now, and
     /// says why: it holds its maximum of WebSocket sessions (`RTCHAT_MAX_SOCKETS`), a chat
     /// write waited its bounded time for its turn (others are changing the same chat) and gave
@@ -106,7 +109,9 @@ impl ApiError {
             ApiError::RateLimited(_) | ApiError::TooManySockets => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::ServerBusy(_) | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::ServerBusy(_) | ApiError::ShuttingDown | ApiError::CatchingUp => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
@@ -130,7 +135,7 @@ impl ApiError {
             ApiError::Validation(_) => "validation_error",
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::TooManySockets => "too_many_sockets",
-            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Unavailable(_) | ApiError::CatchingUp => "unavailable",
             ApiError::Internal(_) => "internal_error",
             ApiError::ServerBusy(_) => "server_busy",
             ApiError::ShuttingDown => "shutting_down",
@@ -167,6 +172,9 @@ impl ApiError {
             ApiError::Unavailable(_) => "the database is unavailable, try again".into(),
             ApiError::Internal(_) => "internal error".into(),
             ApiError::ServerBusy(why) => (*why).to_string(),
+            ApiError::CatchingUp => {
+                "this server is catching up with sessions ended elsewhere: retry shortly".into()
+            }
             ApiError::ShuttingDown => "the server is shutting down: try again".into(),
             ApiError::UriTooLong(limit) => format!("the request target is over {limit} bytes"),
             ApiError::HeadersTooLarge(why) => why.clone(),
@@ -215,7 +223,7 @@ impl ApiError {
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 headers.insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
             }
-            ApiError::ServerBusy(_) => {
+            ApiError::ServerBusy(_) | ApiError::CatchingUp => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}

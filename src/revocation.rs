@@ -48,9 +48,7 @@ impl Revoked {
             return Err(ApiError::Unauthorized("the session has ended"));
         }
         if !self.current.load(Ordering::SeqCst) {
-            return Err(ApiError::Unavailable(
-                "revoked sessions not caught up: the LISTEN connection is down".into(),
-            ));
+            return Err(ApiError::CatchingUp);
         }
         Ok(())
     }

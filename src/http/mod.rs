@@ -88,12 +88,12 @@ pub fn request_token<'a>(
 }
 
 impl Ctx {
-    /// The authenticated caller, or 401.
+    /// The authenticated caller, or 401 (503 while revocations may be missing).
     pub fn caller(&self) -> ApiResult<Caller> {
         let token = request_token(&self.parts.headers, &self.query)
             .ok_or(ApiError::Unauthorized("a bearer token is required"))?;
         let caller = self.state.auth.verify(token)?;
-        self.state.revoked.check(caller.session_id)?;
+        trust_session(&self.state, caller.session_id)?;
         Ok(caller)
     }
 
@@ -334,5 +334,15 @@ impl serde::de::Visitor<'_> for IntegerVisitor {
         } else {
             Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
         }
+    }
+}
+
+/// Whether a verified token's session may be trusted: 401 if it was revoked; 503 while this
+/// process may have missed a revocation (its LISTEN connection is down), which says
+/// `shutting_down` once shutdown has stopped the listener for good.
+pub fn trust_session(state: &AppState, session_id: i64) -> ApiResult<()> {
+    match state.revoked.check(session_id) {
+        Err(ApiError::CatchingUp) if state.shutdown.is_cancelled() => Err(ApiError::ShuttingDown),
+        other => other,
     }
 }

@@ -57,7 +57,7 @@ pub async fn upgrade(
     let token = request_token(req.headers(), &query)
         .ok_or(ApiError::Unauthorized("a token is required"))?;
     let caller = state.auth.verify(token)?;
-    state.revoked.check(caller.session_id)?;
+    crate::http::trust_session(&state, caller.session_id)?;
     let since = match query.iter().rev().find(|(k, _)| k == "since") {
         None => None,
         Some((_, raw)) => Some(
