@@ -173,7 +173,9 @@ impl ApiError {
             ApiError::Internal(_) => "internal error".into(),
             ApiError::ServerBusy(why) => (*why).to_string(),
             ApiError::CatchingUp => {
-                "this server is catching up with sessions ended elsewhere: retry shortly".into()
+                "this server lost its database notifications and is catching up with sessions \
+                 ended elsewhere: retry shortly"
+                    .into()
             }
             ApiError::ShuttingDown => "the server is shutting down: try again".into(),
             ApiError::UriTooLong(limit) => format!("the request target is over {limit} bytes"),
