@@ -8,6 +8,8 @@ use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTIC
 use hyper::{Response, StatusCode};
 use serde_json::json;
 
+use crate::store::StoreError;
+
 /// The response body type of every rtchat response.
 pub type Body = Full<bytes::Bytes>;
 
@@ -237,75 +239,30 @@ impl ApiError {
 
 impl From<tokio_postgres::Error> for ApiError {
     fn from(e: tokio_postgres::Error) -> Self {
-        let Some(db) = e.as_db_error() else {
-            // No SQLSTATE: either the connection is gone (closed, refused, reset, timed out)
-            // or rtchat asked for something wrong (a row count, a column type, a parameter):
-            // a bug, which a retry would only repeat.
-            return if is_outage(&e) {
-                ApiError::Unavailable(format!("database: {e}"))
-            } else {
-                ApiError::Internal(format!("database: {e} ({e:?})"))
-            };
-        };
-        let code = db.code().code();
-        // lock_not_available: a chat write's `lock_timeout` ran out (src/http/chats/access.rs).
-        if code == "55P03" {
-            return ApiError::ServerBusy(CHAT_BUSY);
-        }
-        // Class 08 (connection exception), 57 (operator intervention: shutdown, restart),
-        // 53 (insufficient resources): PostgreSQL is going or gone, the request may be
-        // retried. 40001/40P01 (serialization failure, deadlock) are retryable too.
-        if code.starts_with("08")
-            || code.starts_with("57")
-            || code.starts_with("53")
-            || code == "40001"
-            || code == "40P01"
-        {
-            ApiError::Unavailable(format!("database: {} ({code})", db.message()))
-        } else {
-            ApiError::Internal(format!("database: {} ({code})", db.message()))
-        }
+        ApiError::from(StoreError::from(e))
     }
-}
-
-/// Whether an error without a SQLSTATE means the database cannot be reached. tokio-postgres
-/// does not expose its error kinds: a closed connection says so, an I/O failure carries the
-/// `io::Error` (kinds of a broken or refused connection, unlike the `InvalidInput` of an
-/// encoding or parsing bug), and its connect timeout has neither, only its message.
-fn is_outage(e: &tokio_postgres::Error) -> bool {
-    use std::io::ErrorKind::*;
-    if e.is_closed() || e.to_string() == "timeout waiting for server" {
-        return true;
-    }
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            return matches!(
-                io.kind(),
-                ConnectionRefused
-                    | ConnectionReset
-                    | ConnectionAborted
-                    | NotConnected
-                    | BrokenPipe
-                    | TimedOut
-                    | UnexpectedEof
-                    | AddrNotAvailable
-                    | HostUnreachable
-                    | NetworkUnreachable
-                    | NetworkDown
-                    | NotFound // a Unix socket path that is gone
-            );
-        }
-        source = cause.source();
-    }
-    false
 }
 
 impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        // No free connection within the pool's wait, or none could be opened (refused,
-        // timed out, rejected by PostgreSQL): either way the database is out of reach.
-        ApiError::Unavailable(format!("pool: {e}"))
+        ApiError::from(StoreError::from(e))
+    }
+}
+
+/// The store's answers, as the HTTP edge gives them.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ApiError::NotFound(what),
+            StoreError::Forbidden(why) => ApiError::Forbidden(why),
+            StoreError::ChatInactive => ApiError::ChatInactive,
+            StoreError::EmailTaken => ApiError::EmailTaken,
+            StoreError::Invalid { field, message } => ApiError::field(field, message),
+            StoreError::ResyncRequired { seq } => ApiError::ResyncRequired { seq },
+            StoreError::Busy => ApiError::ServerBusy(CHAT_BUSY),
+            StoreError::Unavailable(why) => ApiError::Unavailable(why),
+            StoreError::Bug(why) => ApiError::Internal(why),
+        }
     }
 }
 

@@ -25,6 +25,7 @@ pub mod router;
 pub mod sends;
 pub mod server;
 pub mod state;
+pub mod store;
 pub mod ws;
 
 /// Logs to stdout, one line per event, filtered by `filter` (`RTCHAT_LOG`).

@@ -1,0 +1,1 @@
+//! the durable event log: append with the change, read since a seq, prune.

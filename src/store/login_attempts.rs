@@ -1,0 +1,1 @@
+//! login attempt counters shared by every process (fixed windows per key).

@@ -1,0 +1,1 @@
+//! chat membership: add, remove (with the creator's hand-over), read.

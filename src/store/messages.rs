@@ -1,0 +1,1 @@
+//! messages: the send batch, history pages, edit, delete, read cursors.

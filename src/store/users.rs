@@ -1,0 +1,1 @@
+//! users: registration, lookup and search by name prefix or whole email.
