@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
+use serde::Serialize;
 use serde_json::json;
 
 use crate::store::StoreError;
@@ -203,7 +205,7 @@ impl ApiError {
         if let ApiError::ResyncRequired { seq } = &self {
             body["seq"] = json!(seq);
         }
-        let mut response = crate::http::json_response(status, &body);
+        let mut response = json_response(status, &body);
         let headers = response.headers_mut();
         match &self {
             // RFC 9110 15.5.2: a 401 carries a challenge, wrong passwords included.
@@ -213,8 +215,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(methods) => {
                 headers.insert(
                     ALLOW,
-                    HeaderValue::from_str(&crate::router::allow(methods))
-                        .expect("method names are ASCII"),
+                    HeaderValue::from_str(&allow(methods)).expect("method names are ASCII"),
                 );
             }
             ApiError::UpgradeRequired => {
@@ -270,6 +271,31 @@ impl From<StoreError> for ApiError {
 pub const CHAT_BUSY: &str = "busy with other changes to the same chat: retry shortly";
 /// Why a WebSocket upgrade answers `server_busy`: the process holds its maximum of sockets.
 pub const SOCKETS_FULL: &str = "the server holds its maximum of sockets: try again later";
+
+/// A JSON response with the given status.
+pub fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Body> {
+    let bytes = serde_json::to_vec(value).expect("our response types always serialise");
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The `Allow` value for a route allowing `methods`: those, HEAD wherever GET is, and
+/// OPTIONS (the CORS preflight), which every route answers.
+pub fn allow(methods: &[hyper::Method]) -> String {
+    let mut listed = Vec::with_capacity(methods.len() + 2);
+    for method in methods {
+        listed.push(method.as_str());
+        if *method == hyper::Method::GET {
+            listed.push(hyper::Method::HEAD.as_str());
+        }
+    }
+    listed.push(hyper::Method::OPTIONS.as_str());
+    listed.join(", ")
+}
 
 /// The result type of every handler.
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -110,20 +110,6 @@ impl Route {
     }
 }
 
-/// The `Allow` value for a route allowing `methods`: those, HEAD wherever GET is, and
-/// OPTIONS (the CORS preflight), which every route answers.
-pub fn allow(methods: &[Method]) -> String {
-    let mut listed = Vec::with_capacity(methods.len() + 2);
-    for method in methods {
-        listed.push(method.as_str());
-        if *method == Method::GET {
-            listed.push(Method::HEAD.as_str());
-        }
-    }
-    listed.push(Method::OPTIONS.as_str());
-    listed.join(", ")
-}
-
 /// The most of a path the access log shows: a path may be up to `MAX_URI_BYTES` long (and
 /// up to hyper's 64 KiB when it is refused), which would make one request a huge log line.
 const MAX_LOGGED_PATH: usize = 512;
@@ -317,9 +303,9 @@ mod tests {
     #[test]
     fn allow_lists_head_with_get_and_options_everywhere() {
         assert_eq!(
-            allow(&[Method::GET, Method::POST]),
+            crate::error::allow(&[Method::GET, Method::POST]),
             "GET, HEAD, POST, OPTIONS"
         );
-        assert_eq!(allow(&[Method::DELETE]), "DELETE, OPTIONS");
+        assert_eq!(crate::error::allow(&[Method::DELETE]), "DELETE, OPTIONS");
     }
 }

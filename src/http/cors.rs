@@ -54,7 +54,7 @@ pub fn decorate(config: &Config, request: &HeaderMap, response: &mut Response<Bo
 pub fn preflight(config: &Config, request: &HeaderMap, methods: &[Method]) -> Response<Body> {
     let mut response = Response::new(Body::default());
     *response.status_mut() = StatusCode::NO_CONTENT;
-    let allow = crate::router::allow(methods);
+    let allow = crate::error::allow(methods);
     let h = response.headers_mut();
     h.insert(
         hyper::header::ALLOW,

@@ -24,6 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::auth::Caller;
+pub use crate::error::json_response;
 use crate::error::{ApiError, ApiResult, Body, FieldError};
 use crate::state::AppState;
 
@@ -240,17 +241,6 @@ fn json_error(path: String, e: serde_json::Error) -> ApiError {
             ApiError::Validation(vec![FieldError::new(field, message)])
         }
     }
-}
-
-/// A JSON response with the given status.
-pub fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Body> {
-    let bytes = serde_json::to_vec(value).expect("our response types always serialise");
-    let mut response = Response::new(Full::new(Bytes::from(bytes)));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }
 
 /// 200 with a JSON body.

@@ -18,10 +18,10 @@ use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use crate::conn::{ClientIo, ConnectionSlot};
 use crate::error::{ApiError, ApiResult, Body};
 use crate::http::{parse_query, request_token};
 use crate::hub::{CapReached, QueueBounds};
-use crate::server::{ClientIo, ConnectionSlot};
 use crate::state::AppState;
 
 /// Largest client message or frame accepted (client frames are tiny: ping, typing).
