@@ -37,39 +37,39 @@ pub struct Setting {
 /// Every variable rtchat reads, in the order `--help` and the README list them.
 pub const SETTINGS: &[Setting] = &[
     Setting { name: "RTCHAT_ADDR", default: "0.0.0.0:8000", help: "listen address" },
-    Setting { name: "DATABASE_URL", default: "(embedded)", help: "PostgreSQL URL or key=value string; unset starts a private PostgreSQL under RTCHAT_DATA_DIR/postgres" },
-    Setting { name: "JWT_SECRET", default: "(random)", help: "HS256 signing secret; unset generates one per process, so tokens die with it" },
+    Setting { name: "DATABASE_URL", default: "(embedded)", help: "PostgreSQL URL or `key=value` string; unset starts a private PostgreSQL under `RTCHAT_DATA_DIR/postgres`" },
+    Setting { name: "JWT_SECRET", default: "(random)", help: "HS256 secret, at least 16 characters; unset generates one per process (tokens die with it, and other processes reject them)" },
     Setting { name: "RTCHAT_DATA_DIR", default: "./data", help: "where the embedded PostgreSQL keeps its files" },
-    Setting { name: "RTCHAT_TOKEN_TTL_SECS", default: "1800", help: "access token lifetime in seconds" },
-    Setting { name: "RTCHAT_REFRESH_TTL_DAYS", default: "30", help: "refresh token (login session) lifetime in days" },
+    Setting { name: "RTCHAT_LOG", default: "info", help: "log filter (tracing `EnvFilter` syntax)" },
+    Setting { name: "RTCHAT_TOKEN_TTL_SECS", default: "1800", help: "access token lifetime" },
+    Setting { name: "RTCHAT_REFRESH_TTL_DAYS", default: "30", help: "login session (refresh token) lifetime" },
     Setting { name: "RTCHAT_DB_POOL_SIZE", default: "16", help: "PostgreSQL connections per process" },
-    Setting { name: "RTCHAT_MAX_CONNECTIONS", default: "19000", help: "open TCP connections (HTTP and WebSocket) per process; more wait in the accept queue" },
-    Setting { name: "RTCHAT_HEARTBEAT_SECS", default: "25", help: "WebSocket ping interval; a client silent for two intervals is dropped" },
-    Setting { name: "RTCHAT_SEND_WRITERS", default: "1", help: "tasks committing batches of message sends (group commit), each for its share of the chats, on its own database connection: 1 has the lowest latency, 2 the most throughput on 2 cores" },
+    Setting { name: "RTCHAT_MAX_CONNECTIONS", default: "19000", help: "open TCP connections per process, WebSockets included; more wait in the kernel's accept queue. The default fits a 20,000 open-file limit; rtchat raises its soft limit to the hard one at start and warns when the setting does not fit" },
+    Setting { name: "RTCHAT_HEADER_TIMEOUT_SECS", default: "10", help: "a connection must send each request head within this time of connecting or of its previous response, and a response write may make no progress for no longer, else the connection is closed (silent, slow, idle keep-alive and non-reading clients would otherwise hold connection slots)" },
+    Setting { name: "RTCHAT_MAX_SOCKETS", default: "18000", help: "WebSocket sessions per process (more: 503 `server_busy`); they count among `RTCHAT_MAX_CONNECTIONS`, so keep it below that (rtchat warns otherwise)" },
+    Setting { name: "RTCHAT_MAX_SOCKETS_PER_USER", default: "20", help: "WebSocket sessions per user per process (more: 429 `too_many_sockets`)" },
+    Setting { name: "RTCHAT_HEARTBEAT_SECS", default: "25", help: "WebSocket ping interval; silent for two intervals = dropped" },
     Setting { name: "RTCHAT_WS_QUEUE", default: "1024", help: "frames queued per socket before a slow reader is closed with 1013" },
+    Setting { name: "RTCHAT_WS_QUEUE_BYTES", default: "65536", help: "bytes of frames queued per socket (besides `RTCHAT_WS_QUEUE` frames) before a slow reader is closed with 1013. An empty queue always takes one frame, whatever its size. Worst case per process with the defaults: 18,000 sockets × 64 KiB = 1.1 GiB of queued frames (only if every queued frame is distinct: a message's frame is shared by its recipient's sockets), plus each socket's 16 KiB write buffer" },
+    Setting { name: "RTCHAT_SEND_WRITERS", default: "1", help: "tasks committing batches of message sends (group commit), each for its share of the chats on its own database connection: 1 has the lowest latency, 2 the most throughput on 2 cores" },
     Setting { name: "RTCHAT_SWEEP_SECS", default: "5", help: "how often sockets are checked against the log, in case a cross-process hint was lost" },
-    Setting { name: "RTCHAT_EVENT_RETENTION_DAYS", default: "30", help: "how long the event log keeps events for `since` replay" },
+    Setting { name: "RTCHAT_EVENT_RETENTION_DAYS", default: "30", help: "how long events are kept for `since` replay" },
     Setting { name: "RTCHAT_SHUTDOWN_GRACE_SECS", default: "10", help: "how long shutdown waits for in-flight requests" },
-    Setting { name: "RTCHAT_MAX_SOCKETS", default: "18000", help: "WebSocket sessions per process, counted among RTCHAT_MAX_CONNECTIONS (keep it below, to leave room for REST); more are refused with 503" },
-    Setting { name: "RTCHAT_MAX_SOCKETS_PER_USER", default: "20", help: "WebSocket sessions per user per process; more are refused with 429" },
-    Setting { name: "RTCHAT_RATE_MESSAGES_PER_SEC", default: "10", help: "message sends and edits per user per second (sustained)" },
+    Setting { name: "RTCHAT_LEASE_RENEW_SECS", default: "5", help: "how often a process renews its row in `process_leases` (a lease lapses after 3 missed renewals); the rate limits are shared evenly among the processes with a live lease" },
+    Setting { name: "RTCHAT_RATE_MESSAGES_PER_SEC", default: "10", help: "message sends and edits per user per second, sustained" },
     Setting { name: "RTCHAT_RATE_MESSAGES_BURST", default: "30", help: "message sends and edits per user in a burst" },
-    Setting { name: "RTCHAT_RATE_TYPING_PER_SEC", default: "2", help: "typing frames per user per second (bursts of 5)" },
+    Setting { name: "RTCHAT_RATE_TYPING_PER_SEC", default: "2", help: "typing frames per user per second (bursts of 5; also one per chat per 2 s)" },
+    Setting { name: "RTCHAT_RATE_WRITES_PER_SEC", default: "5", help: "chat writes per user per second, sustained: creating, changing and deleting chats, adding and removing members, deleting messages, marking read (sends and edits count as messages)" },
+    Setting { name: "RTCHAT_RATE_WRITES_BURST", default: "20", help: "chat writes per user in a burst" },
+    Setting { name: "RTCHAT_RATE_CHAT_CHANGES_PER_MIN", default: "30", help: "changes of one chat's title, activity or members per minute, sustained, whoever makes them (each is one event per member: 1,000 log rows in a full group); leaving is never limited" },
+    Setting { name: "RTCHAT_RATE_CHAT_CHANGES_BURST", default: "5", help: "changes of one chat in a burst" },
     Setting { name: "RTCHAT_RATE_LOGIN_PER_EMAIL", default: "10", help: "failed logins per email from one client address (IPv6: one /64) per 5 minutes, across all processes; a correct password does not count" },
+    Setting { name: "RTCHAT_RATE_LOGIN_PER_EMAIL_GLOBAL", default: "100", help: "failed logins per email from all addresses together per 5 minutes, across all processes: stops distributed guessing; once reached, the email is locked for the rest of the window" },
     Setting { name: "RTCHAT_RATE_LOGIN_PER_ADDR", default: "50", help: "failed logins per client address (IPv6: one /64), over all emails, per 5 minutes, across all processes" },
     Setting { name: "RTCHAT_RATE_REGISTER_PER_ADDR", default: "20", help: "registrations per client address per hour" },
     Setting { name: "RTCHAT_RATE_REGISTER_PER_EMAIL", default: "5", help: "registration attempts per email per hour (each tells whether the email is taken)" },
-    Setting { name: "RTCHAT_CORS_ORIGINS", default: "*", help: "comma-separated origins allowed to call the API from a browser" },
-    Setting { name: "RTCHAT_TRUSTED_PROXIES", default: "(none)", help: "comma-separated proxy addresses or CIDRs whose X-Forwarded-For names the client" },
-    Setting { name: "RTCHAT_LOG", default: "info", help: "log filter (tracing EnvFilter syntax)" },
-    Setting { name: "RTCHAT_RATE_LOGIN_PER_EMAIL_GLOBAL", default: "100", help: "failed logins per email from all addresses together per 5 minutes, across all processes (stops distributed guessing; once reached, the email is locked for the rest of the window)" },
-    Setting { name: "RTCHAT_LEASE_RENEW_SECS", default: "5", help: "how often a process renews its lease in the process_leases table; a lease lapses after 3 missed renewals. The rate limits are shared evenly among the processes with a live lease" },
-    Setting { name: "RTCHAT_WS_QUEUE_BYTES", default: "65536", help: "bytes of frames queued per socket before a slow reader is closed with 1013 (with RTCHAT_MAX_SOCKETS, at most 1.1 GiB per process by default)" },
-    Setting { name: "RTCHAT_HEADER_TIMEOUT_SECS", default: "10", help: "a connection must send each request head within this time of connecting or of its previous response, and may leave a response unread no longer, else it is closed" },
-    Setting { name: "RTCHAT_RATE_WRITES_PER_SEC", default: "5", help: "chat writes per user per second (sustained): creating, changing and deleting chats, adding and removing members, deleting messages, marking read" },
-    Setting { name: "RTCHAT_RATE_WRITES_BURST", default: "20", help: "chat writes per user in a burst" },
-    Setting { name: "RTCHAT_RATE_CHAT_CHANGES_PER_MIN", default: "30", help: "changes of one chat's title, activity or members per minute (sustained), whoever makes them; each is one event per member" },
-    Setting { name: "RTCHAT_RATE_CHAT_CHANGES_BURST", default: "5", help: "changes of one chat in a burst" },
+    Setting { name: "RTCHAT_CORS_ORIGINS", default: "*", help: "comma-separated origins allowed to call the API from browsers" },
+    Setting { name: "RTCHAT_TRUSTED_PROXIES", default: "(none)", help: "proxy addresses or CIDRs whose `X-Forwarded-For` names the client" },
 ];
 
 /// The validated configuration of one rtchat process.
@@ -164,7 +164,7 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty());
         Ok(Config {
-            addr: parse(&get, "RTCHAT_ADDR", "0.0.0.0:8000")?,
+            addr: parse(&get, "RTCHAT_ADDR")?,
             database_url: get("DATABASE_URL").map(Secret::new),
             jwt_secret: match get("JWT_SECRET") {
                 Some(s) if s.len() < 16 => {
@@ -176,54 +176,39 @@ impl Config {
                 }
                 other => other.map(Secret::new),
             },
-            data_dir: PathBuf::from(get("RTCHAT_DATA_DIR").unwrap_or_else(|| "./data".into())),
-            token_ttl: Duration::from_secs(ranged(
-                &get,
-                "RTCHAT_TOKEN_TTL_SECS",
-                1800,
-                10,
-                86_400 * 30,
-            )?),
-            refresh_ttl: Duration::from_secs(
-                86_400 * ranged(&get, "RTCHAT_REFRESH_TTL_DAYS", 30, 1, 3650)?,
+            data_dir: PathBuf::from(
+                get("RTCHAT_DATA_DIR").unwrap_or_else(|| default_of("RTCHAT_DATA_DIR").into()),
             ),
-            db_pool_size: ranged(&get, "RTCHAT_DB_POOL_SIZE", 16, 1, 1000)? as usize,
-            max_connections: ranged(&get, "RTCHAT_MAX_CONNECTIONS", 19_000, 1, 1_000_000)? as usize,
-            heartbeat: Duration::from_secs(ranged(&get, "RTCHAT_HEARTBEAT_SECS", 25, 1, 3600)?),
-            send_writers: ranged(&get, "RTCHAT_SEND_WRITERS", 1, 1, 16)? as usize,
-            ws_queue: ranged(&get, "RTCHAT_WS_QUEUE", 1024, 1, 1_000_000)? as usize,
-            sweep_interval: Duration::from_secs(ranged(&get, "RTCHAT_SWEEP_SECS", 5, 1, 3600)?),
+            token_ttl: Duration::from_secs(ranged(&get, "RTCHAT_TOKEN_TTL_SECS", 10, 86_400 * 30)?),
+            refresh_ttl: Duration::from_secs(
+                86_400 * ranged(&get, "RTCHAT_REFRESH_TTL_DAYS", 1, 3650)?,
+            ),
+            db_pool_size: ranged(&get, "RTCHAT_DB_POOL_SIZE", 1, 1000)? as usize,
+            max_connections: ranged(&get, "RTCHAT_MAX_CONNECTIONS", 1, 1_000_000)? as usize,
+            heartbeat: Duration::from_secs(ranged(&get, "RTCHAT_HEARTBEAT_SECS", 1, 3600)?),
+            send_writers: ranged(&get, "RTCHAT_SEND_WRITERS", 1, 16)? as usize,
+            ws_queue: ranged(&get, "RTCHAT_WS_QUEUE", 1, 1_000_000)? as usize,
+            sweep_interval: Duration::from_secs(ranged(&get, "RTCHAT_SWEEP_SECS", 1, 3600)?),
             event_retention: Duration::from_secs(
-                86_400 * ranged(&get, "RTCHAT_EVENT_RETENTION_DAYS", 30, 1, 3650)?,
+                86_400 * ranged(&get, "RTCHAT_EVENT_RETENTION_DAYS", 1, 3650)?,
             ),
             shutdown_grace: Duration::from_secs(ranged(
                 &get,
                 "RTCHAT_SHUTDOWN_GRACE_SECS",
-                10,
                 0,
                 3600,
             )?),
-            max_sockets: ranged(&get, "RTCHAT_MAX_SOCKETS", 18_000, 1, 10_000_000)? as usize,
-            max_sockets_per_user: ranged(&get, "RTCHAT_MAX_SOCKETS_PER_USER", 20, 1, 100_000)?
-                as usize,
-            rate_messages_per_sec: ranged(&get, "RTCHAT_RATE_MESSAGES_PER_SEC", 10, 1, 1_000_000)?
+            max_sockets: ranged(&get, "RTCHAT_MAX_SOCKETS", 1, 10_000_000)? as usize,
+            max_sockets_per_user: ranged(&get, "RTCHAT_MAX_SOCKETS_PER_USER", 1, 100_000)? as usize,
+            rate_messages_per_sec: ranged(&get, "RTCHAT_RATE_MESSAGES_PER_SEC", 1, 1_000_000)?
                 as f64,
-            rate_register_per_email: ranged(
-                &get,
-                "RTCHAT_RATE_REGISTER_PER_EMAIL",
-                5,
-                1,
-                1_000_000,
-            )? as f64,
-            rate_messages_burst: ranged(&get, "RTCHAT_RATE_MESSAGES_BURST", 30, 1, 1_000_000)?
+            rate_register_per_email: ranged(&get, "RTCHAT_RATE_REGISTER_PER_EMAIL", 1, 1_000_000)?
                 as f64,
-            rate_typing_per_sec: ranged(&get, "RTCHAT_RATE_TYPING_PER_SEC", 2, 1, 1_000_000)?
-                as f64,
-            rate_login_per_email: ranged(&get, "RTCHAT_RATE_LOGIN_PER_EMAIL", 10, 1, 1_000_000)?
-                as i32,
-            rate_login_per_addr: ranged(&get, "RTCHAT_RATE_LOGIN_PER_ADDR", 50, 1, 1_000_000)?
-                as i32,
-            rate_register_per_addr: ranged(&get, "RTCHAT_RATE_REGISTER_PER_ADDR", 20, 1, 1_000_000)?
+            rate_messages_burst: ranged(&get, "RTCHAT_RATE_MESSAGES_BURST", 1, 1_000_000)? as f64,
+            rate_typing_per_sec: ranged(&get, "RTCHAT_RATE_TYPING_PER_SEC", 1, 1_000_000)? as f64,
+            rate_login_per_email: ranged(&get, "RTCHAT_RATE_LOGIN_PER_EMAIL", 1, 1_000_000)? as i32,
+            rate_login_per_addr: ranged(&get, "RTCHAT_RATE_LOGIN_PER_ADDR", 1, 1_000_000)? as i32,
+            rate_register_per_addr: ranged(&get, "RTCHAT_RATE_REGISTER_PER_ADDR", 1, 1_000_000)?
                 as f64,
             cors_origins: match get("RTCHAT_CORS_ORIGINS") {
                 None => None,
@@ -249,40 +234,31 @@ impl Config {
                     })
                     .collect::<Result<_, _>>()?,
             },
-            log_filter: get("RTCHAT_LOG").unwrap_or_else(|| "info".into()),
+            log_filter: get("RTCHAT_LOG").unwrap_or_else(|| default_of("RTCHAT_LOG").into()),
             rate_login_per_email_global: ranged(
                 &get,
                 "RTCHAT_RATE_LOGIN_PER_EMAIL_GLOBAL",
-                100,
                 1,
                 1_000_000,
             )? as i32,
-            lease_renew: Duration::from_secs(ranged(&get, "RTCHAT_LEASE_RENEW_SECS", 5, 1, 60)?),
-            ws_queue_bytes: ranged(&get, "RTCHAT_WS_QUEUE_BYTES", 65_536, 1024, 1 << 30)? as usize,
+            lease_renew: Duration::from_secs(ranged(&get, "RTCHAT_LEASE_RENEW_SECS", 1, 60)?),
+            ws_queue_bytes: ranged(&get, "RTCHAT_WS_QUEUE_BYTES", 1024, 1 << 30)? as usize,
             header_read_timeout: Duration::from_secs(ranged(
                 &get,
                 "RTCHAT_HEADER_TIMEOUT_SECS",
-                10,
                 1,
                 3600,
             )?),
-            rate_writes_per_sec: ranged(&get, "RTCHAT_RATE_WRITES_PER_SEC", 5, 1, 1_000_000)?
-                as f64,
-            rate_writes_burst: ranged(&get, "RTCHAT_RATE_WRITES_BURST", 20, 1, 1_000_000)? as f64,
+            rate_writes_per_sec: ranged(&get, "RTCHAT_RATE_WRITES_PER_SEC", 1, 1_000_000)? as f64,
+            rate_writes_burst: ranged(&get, "RTCHAT_RATE_WRITES_BURST", 1, 1_000_000)? as f64,
             rate_chat_changes_per_min: ranged(
                 &get,
                 "RTCHAT_RATE_CHAT_CHANGES_PER_MIN",
-                30,
                 1,
                 1_000_000,
             )? as f64,
-            rate_chat_changes_burst: ranged(
-                &get,
-                "RTCHAT_RATE_CHAT_CHANGES_BURST",
-                5,
-                1,
-                1_000_000,
-            )? as f64,
+            rate_chat_changes_burst: ranged(&get, "RTCHAT_RATE_CHAT_CHANGES_BURST", 1, 1_000_000)?
+                as f64,
         })
     }
 
@@ -307,6 +283,21 @@ impl Config {
         config.rate_chat_changes_per_min = 100_000.0;
         config.rate_chat_changes_burst = 100_000.0;
         config
+    }
+
+    /// The README's configuration table, rendered from `SETTINGS` (a test keeps the README's
+    /// copy equal to it).
+    pub fn settings_table() -> String {
+        let mut out = String::from("| variable | default | meaning |\n|---|---|---|\n");
+        for s in SETTINGS {
+            let default = if s.default.starts_with('(') {
+                s.default.to_string()
+            } else {
+                format!("`{}`", s.default)
+            };
+            out.push_str(&format!("| `{}` | {} | {} |\n", s.name, default, s.help));
+        }
+        out
     }
 
     /// The text of `rtchat --help`.
@@ -361,26 +352,35 @@ pub fn in_network(ip: std::net::IpAddr, (net, len): (std::net::IpAddr, u8)) -> b
     }
 }
 
+/// The default of setting `name`, from `SETTINGS`: the one place defaults are written.
+fn default_of(name: &str) -> &'static str {
+    SETTINGS
+        .iter()
+        .find(|s| s.name == name)
+        .map(|s| s.default)
+        .expect("every variable the parser reads is in SETTINGS")
+}
+
+/// Setting `name` parsed as `T`, or its default from `SETTINGS`.
 fn parse<T: std::str::FromStr>(
     get: &impl Fn(&'static str) -> Option<String>,
     name: &'static str,
-    default: &str,
 ) -> Result<T, ConfigError> {
-    let raw = get(name).unwrap_or_else(|| default.to_string());
+    let raw = get(name).unwrap_or_else(|| default_of(name).to_string());
     raw.trim().parse().map_err(|_| ConfigError {
         variable: name,
         message: format!("cannot parse {raw:?}"),
     })
 }
 
+/// Setting `name` as an integer in `min..=max`, or its default from `SETTINGS`.
 fn ranged(
     get: &impl Fn(&'static str) -> Option<String>,
     name: &'static str,
-    default: u64,
     min: u64,
     max: u64,
 ) -> Result<u64, ConfigError> {
-    let value: u64 = parse(get, name, &default.to_string())?;
+    let value: u64 = parse(get, name)?;
     if value < min || value > max {
         return Err(ConfigError {
             variable: name,
@@ -393,6 +393,27 @@ fn ranged(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_numeric_setting_is_read_by_the_parser_with_its_tabled_default() {
+        let defaults = Config::from_lookup(|_| None).expect("the tabled defaults are valid");
+        assert_eq!(
+            defaults.db_pool_size.to_string(),
+            default_of("RTCHAT_DB_POOL_SIZE")
+        );
+        for setting in SETTINGS {
+            if setting.default.parse::<u64>().is_err() {
+                continue;
+            }
+            let err = Config::from_lookup(|k| (k == setting.name).then(|| "bogus".into()))
+                .expect_err(setting.name);
+            assert_eq!(
+                err.variable, setting.name,
+                "the parser reads {}",
+                setting.name
+            );
+        }
+    }
 
     #[test]
     fn a_bad_value_names_its_variable() {

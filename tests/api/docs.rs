@@ -231,3 +231,20 @@ fn docs_api_md_is_the_shared_contract() {
         );
     }
 }
+
+/// The README's configuration table is `SETTINGS` rendered, so the defaults `rtchat --help`
+/// prints, the ones the parser uses and the ones the README shows are the same.
+#[test]
+fn the_readme_configuration_table_is_the_settings_table() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md exists");
+    let table = rtchat::config::Config::settings_table();
+    assert!(
+        readme.contains(&table),
+        "README.md's configuration table differs from SETTINGS; it should read:\n{table}"
+    );
+    let help = rtchat::config::Config::help();
+    for setting in rtchat::config::SETTINGS {
+        assert!(help.contains(setting.name), "--help lists {}", setting.name);
+    }
+}
