@@ -1,8 +1,17 @@
--- rtchat's one schema. Applied at every start-up inside one transaction, under an advisory
--- lock so several processes starting together do not race; every statement is idempotent.
--- `schema_version` records what has been applied; a later version adds its own
--- `ALTER ... IF NOT EXISTS` steps below and bumps the number, so existing data is kept.
+-- rtchat's one schema, in versioned sections (src/db/mod.rs applies them at start-up, in one
+-- transaction, under an advisory lock so several processes starting together do not race):
+--
+--   `-- @base`           the tables of version 1, for a new database;
+--   `-- @migration N: `  the steps that take a database from version N-1 to N, in order; each
+--                        statement is idempotent (IF NOT EXISTS), so a step can run again;
+--   `-- @functions`      the functions, replaced whenever the version moves (and on a new
+--                        database), so a process never runs functions newer than its tables.
+--
+-- `schema_version` records each version applied. A database at this build's version is left
+-- alone; a newer one makes the process refuse to start. A new version appends a migration
+-- section below the last one and never edits an applied one.
 
+-- @base
 CREATE TABLE IF NOT EXISTS schema_version (
     version     integer     NOT NULL,
     applied_at  timestamptz NOT NULL DEFAULT now(),
@@ -125,11 +134,6 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
     CONSTRAINT refresh_tokens_pkey PRIMARY KEY (token_hash),
     CONSTRAINT refresh_tokens_session_fkey FOREIGN KEY (session_id) REFERENCES sessions (id) ON DELETE CASCADE
 );
--- Retention deletes ended sessions (src/auth.rs, prune_sessions): this serves the cascade
--- that deletes their refresh tokens (without it, a scan of every refresh token per session).
-CREATE INDEX IF NOT EXISTS refresh_tokens_session_idx ON refresh_tokens (session_id);
--- ... and this finds the expired sessions (the revoked ones: sessions_revoked_idx).
-CREATE INDEX IF NOT EXISTS sessions_expires_at_idx ON sessions (expires_at);
 
 -- Login attempts per key (`email:...`, `addr:...`) in fixed 5-minute windows, shared by all
 -- processes so that a brute force through N processes is limited as one (src/limits.rs).
@@ -140,6 +144,32 @@ CREATE TABLE IF NOT EXISTS login_attempts (
     CONSTRAINT login_attempts_pkey PRIMARY KEY (key)
 );
 
+-- @migration 2: email keys, process leases, and the indexes that session pruning needs
+-- Email identity (src/identity.rs): the key under which an email is unique and found (NFC,
+-- full Unicode case folding, NFC), computed in Rust since PostgreSQL 15 has no full case
+-- folding. `email` keeps the address as typed, for display. Rows from before the key existed
+-- get it at start-up; where two of them fold to one key the older keeps it and the newer
+-- stays NULL, reachable by its exact address (the lower(email) index above).
+ALTER TABLE users ADD COLUMN IF NOT EXISTS email_key text;
+CREATE UNIQUE INDEX IF NOT EXISTS users_email_key_unique ON users (email_key);
+
+-- One row per live rtchat process (src/leases.rs): renewed every RTCHAT_LEASE_RENEW_SECS,
+-- lapsed after three missed renewals, deleted at clean shutdown. Each process counts the live
+-- rows to share the rate limits evenly.
+CREATE TABLE IF NOT EXISTS process_leases (
+    process_id bigint      NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz NOT NULL,
+    CONSTRAINT process_leases_pkey PRIMARY KEY (process_id)
+);
+
+-- Retention deletes ended sessions (src/auth.rs, prune_sessions): this serves the cascade
+-- that deletes their refresh tokens (without it, a scan of every refresh token per session).
+CREATE INDEX IF NOT EXISTS refresh_tokens_session_idx ON refresh_tokens (session_id);
+-- ... and this finds the expired sessions (the revoked ones: sessions_revoked_idx).
+CREATE INDEX IF NOT EXISTS sessions_expires_at_idx ON sessions (expires_at);
+
+-- @functions
 -- Appends events to the log: inserts each event body once, locks every recipient's user row
 -- in ascending id order and bumps its `users.last_seq` (the row lock is held until commit),
 -- and writes their `user_events` rows. Ascending order is rtchat's one lock order for user rows, so
@@ -312,23 +342,3 @@ BEGIN
     ORDER BY s.i;
 END
 $fn$;
-
--- Email identity (src/identity.rs): the key under which an email is unique and found (NFC,
--- full Unicode case folding, NFC), computed in Rust since PostgreSQL 15 has no full case
--- folding. `email` keeps the address as typed, for display. Rows from before the key existed
--- get it at start-up; where two of them fold to one key the older keeps it and the newer
--- stays NULL, reachable by its exact address (the lower(email) index above).
-ALTER TABLE users ADD COLUMN IF NOT EXISTS email_key text;
-CREATE UNIQUE INDEX IF NOT EXISTS users_email_key_unique ON users (email_key);
-
--- One row per live rtchat process (src/leases.rs): renewed every RTCHAT_LEASE_RENEW_SECS,
--- lapsed after three missed renewals, deleted at clean shutdown. Each process counts the live
--- rows to share the rate limits evenly.
-CREATE TABLE IF NOT EXISTS process_leases (
-    process_id bigint      NOT NULL,
-    started_at timestamptz NOT NULL DEFAULT now(),
-    expires_at timestamptz NOT NULL,
-    CONSTRAINT process_leases_pkey PRIMARY KEY (process_id)
-);
-
-INSERT INTO schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;

@@ -35,7 +35,7 @@ async fn a_database_of_the_previous_release_keeps_its_users_chats_messages_and_e
         .await
         .expect("schema_version")
         .get(0);
-    assert_eq!(version, rtchat::db::SCHEMA_VERSION);
+    assert_eq!(version, rtchat::db::schema_version());
 
     // The users log in with their old passwords; Bob by his email in any case.
     let alice = login(&app, "alice@example.com").await;
@@ -130,4 +130,53 @@ async fn login(app: &TestApp, email: &str) -> String {
         .as_str()
         .expect("access_token")
         .to_string()
+}
+
+/// A new database gets every version recorded once; a restart on it applies nothing; a
+/// database written by a newer build makes this one refuse to start.
+#[tokio::test]
+async fn versions_are_recorded_once_and_a_newer_database_is_refused() {
+    let database_url = fresh_database().await;
+    let first = TestApp::spawn_on(&database_url, |_| {}).await;
+    let (client, connection) = tokio_postgres::connect(&database_url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test database");
+    tokio::spawn(connection);
+    let versions =
+        |rows: Vec<tokio_postgres::Row>| -> Vec<i32> { rows.iter().map(|r| r.get(0)).collect() };
+    let recorded = versions(
+        client
+            .query("SELECT version FROM schema_version ORDER BY version", &[])
+            .await
+            .expect("schema_version"),
+    );
+    let target = rtchat::db::schema_version();
+    assert_eq!(recorded, (1..=target).collect::<Vec<_>>());
+
+    // A second process on the same database (a restart) finds nothing to do.
+    let second = TestApp::spawn_on(&database_url, |_| {}).await;
+    let user = second.user("after-restart").await;
+    assert!(user.id > 0);
+    let again = versions(
+        client
+            .query("SELECT version FROM schema_version ORDER BY version", &[])
+            .await
+            .expect("schema_version"),
+    );
+    assert_eq!(again, recorded);
+    drop((first, second));
+
+    // A newer build's database: this build must not touch it.
+    client
+        .execute(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[&(target + 1)],
+        )
+        .await
+        .expect("a newer version");
+    let pool = rtchat::db::pool(&database_url, 1).expect("pool");
+    let refused = rtchat::db::apply_schema(&pool)
+        .await
+        .expect_err("a newer database is refused");
+    assert!(refused.contains("newer than this build"), "{refused}");
 }
