@@ -93,12 +93,11 @@ export class RtchatClient {
 
   constructor(options: ClientOptions) {
     const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
-    let http: Http | undefined;
-    this.session = new Session(options.tokenStore ?? new MemoryTokenStore(), (refreshToken) => {
-      if (!http) throw new Error("unreachable: the client is built");
-      return http.request<TokenPair>("POST", "/auth/refresh", { body: { refresh_token: refreshToken }, auth: false });
-    });
-    http = new Http(
+    // The session refreshes through the HTTP edge, which asks the session for tokens.
+    this.session = new Session(options.tokenStore ?? new MemoryTokenStore(), (refreshToken) =>
+      http.request<TokenPair>("POST", "/auth/refresh", { body: { refresh_token: refreshToken }, auth: false }),
+    );
+    const http = new Http(
       {
         baseUrl: options.baseUrl,
         fetch: fetchImpl,

@@ -18,13 +18,14 @@ export function backoffDelay(backoff: Backoff, attempt: number, random: () => nu
 /** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
+    const reason = () => (signal?.reason instanceof Error ? signal.reason : new Error("aborted"));
     if (signal?.aborted) {
-      reject(signal.reason);
+      reject(reason());
       return;
     }
     const onAbort = () => {
       clearTimeout(timer);
-      reject(signal?.reason);
+      reject(reason());
     };
     const timer = setTimeout(() => {
       signal?.removeEventListener("abort", onAbort);
@@ -58,7 +59,7 @@ export function jwtClaims(token: string): { sub?: string; exp?: number } | undef
     const base64 = part.replace(/-/g, "+").replace(/_/g, "/");
     const padded = base64 + "=".repeat((4 - (base64.length % 4)) % 4);
     const claims: unknown = JSON.parse(atob(padded));
-    return typeof claims === "object" && claims !== null ? (claims as { sub?: string; exp?: number }) : undefined;
+    return typeof claims === "object" && claims !== null ? claims : undefined;
   } catch {
     return undefined;
   }

@@ -9,6 +9,10 @@ import { ChaosProxy } from "./support/proxy.js";
 import { RtchatServer } from "./support/server.js";
 import { delay, newUser, waitFor } from "./support/helpers.js";
 
+function urlOf(input: string | URL | Request): string {
+  return typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+}
+
 describe("reliable sends", () => {
   let server: RtchatServer;
   let proxy: ChaosProxy;
@@ -72,7 +76,7 @@ describe("reliable sends", () => {
     // A fetch that lets the request through but loses every answer to a send.
     const losing: typeof fetch = async (input, init) => {
       const response = await fetch(input, init);
-      if (drop && init?.method === "POST" && String(input).endsWith("/messages")) {
+      if (drop && init?.method === "POST" && urlOf(input).endsWith("/messages")) {
         dropped++;
         throw new TypeError("fetch failed: the connection was reset");
       }
@@ -102,7 +106,7 @@ describe("reliable sends", () => {
     const bobs = await bob.client.chats.create({ type: "group", participant_ids: [] });
     let calls = 0;
     const counting: typeof fetch = (input, init) => {
-      if (init?.method === "POST" && String(input).endsWith("/messages")) calls++;
+      if (init?.method === "POST" && urlOf(input).endsWith("/messages")) calls++;
       return fetch(input, init);
     };
     const spy = await newUser(server.url, "cid", { fetch: counting });
