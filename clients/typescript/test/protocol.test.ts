@@ -7,7 +7,9 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import { after, before, describe, test } from "node:test";
 import { WebSocketServer, type WebSocket as ServerSocket } from "ws";
 import { MemoryTokenStore, type ResyncInfo, type StreamProblem, type UnknownEvent } from "../src/index.js";
-import { newClient, waitFor } from "./support/helpers.js";
+import { newClient, waitFor, closeClients } from "./support/helpers.js";
+
+after(closeClients);
 
 /** An unsigned JWT for user 7: the client only reads its claims. */
 function fakeToken(n: number): string {

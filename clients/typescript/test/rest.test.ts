@@ -4,7 +4,9 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { RtchatError } from "../src/index.js";
 import { RtchatServer } from "./support/server.js";
-import { PASSWORD, newClient, newUser } from "./support/helpers.js";
+import { PASSWORD, newClient, newUser, closeClients } from "./support/helpers.js";
+
+after(closeClients);
 
 let server: RtchatServer;
 before(async () => {

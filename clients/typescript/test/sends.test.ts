@@ -7,7 +7,9 @@ import { after, before, describe, test } from "node:test";
 import { RtchatError, type ChatEvent, type PendingSend } from "../src/index.js";
 import { ChaosProxy } from "./support/proxy.js";
 import { RtchatServer } from "./support/server.js";
-import { delay, newUser, waitFor } from "./support/helpers.js";
+import { delay, newUser, waitFor, closeClients } from "./support/helpers.js";
+
+after(closeClients);
 
 function urlOf(input: string | URL | Request): string {
   return typeof input === "string" ? input : input instanceof URL ? input.href : input.url;

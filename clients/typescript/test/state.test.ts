@@ -5,7 +5,9 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { RtchatClient } from "../src/index.js";
 import { RtchatServer } from "./support/server.js";
-import { newUser, waitFor } from "./support/helpers.js";
+import { newUser, waitFor, closeClients } from "./support/helpers.js";
+
+after(closeClients);
 
 let server: RtchatServer;
 before(async () => {

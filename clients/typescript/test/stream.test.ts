@@ -7,7 +7,9 @@ import { after, before, describe, test } from "node:test";
 import { MemoryCursorStore, MemoryTokenStore, type ChatEvent, type ResyncInfo } from "../src/index.js";
 import { ChaosProxy } from "./support/proxy.js";
 import { RtchatServer } from "./support/server.js";
-import { consecutive, delay, newClient, newUser, waitFor } from "./support/helpers.js";
+import { consecutive, delay, newClient, newUser, waitFor, closeClients } from "./support/helpers.js";
+
+after(closeClients);
 
 describe("stream under chaos", () => {
   let server: RtchatServer;

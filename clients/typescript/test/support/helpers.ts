@@ -7,8 +7,18 @@ export const PASSWORD = "correct horse battery";
 const run = `${process.pid}-${Date.now().toString(36)}`;
 let counter = 0;
 
+/** Every client a test made: closed by closeClients() in each file's `after`, so a failed
+ * test (which skips its own cleanup) cannot leave a reconnecting stream that keeps the test
+ * process alive. */
+const clients = new Set<RtchatClient>();
+
+export function closeClients(): void {
+  for (const c of clients) c.close();
+  clients.clear();
+}
+
 export function newClient(baseUrl: string, options: Partial<ClientOptions> = {}): RtchatClient {
-  return new RtchatClient({
+  const client = new RtchatClient({
     baseUrl,
     WebSocket,
     // Tests kill servers on purpose: reconnect fast so they stay quick.
@@ -17,6 +27,8 @@ export function newClient(baseUrl: string, options: Partial<ClientOptions> = {})
     requestTimeoutMs: 5_000,
     ...options,
   });
+  clients.add(client);
+  return client;
 }
 
 export interface TestUser {
