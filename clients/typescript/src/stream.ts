@@ -237,6 +237,7 @@ export class EventStream {
   }
 
   subscribe(handler: EventHandler, options: SubscribeOptions & { since?: number } = {}): Subscription {
+    if (!this.webSocket()) throw new TypeError("no WebSocket implementation: pass one as the `WebSocket` option");
     const subscriber: Subscriber = { handler, options };
     this.subscribers.add(subscriber);
     if (options.since !== undefined && !this.running) this.startAt = options.since;
@@ -248,6 +249,10 @@ export class EventStream {
         if (this.subscribers.size === 0) this.stop();
       },
     };
+  }
+
+  private webSocket(): WebSocketConstructor | undefined {
+    return this.options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   }
 
   /** Tells the chat's other members that the user is typing. False when not connected. */
@@ -335,8 +340,8 @@ export class EventStream {
       this.startAt = null;
       if (epoch !== this.epoch || !this.running) return;
     }
-    const Ctor = this.options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-    if (!Ctor) throw new TypeError("no WebSocket implementation: pass one as the `WebSocket` option");
+    const Ctor = this.webSocket();
+    if (!Ctor) return; // subscribe() refused to start without one
     const url = new URL(this.options.url);
     url.searchParams.set("token", token);
     if (this.cursor !== null) url.searchParams.set("since", String(this.cursor));

@@ -23,7 +23,7 @@ describe("stream under chaos", () => {
     await server.stop();
   });
 
-  test("every event exactly once, in seq order, through cuts, silence, outages and SIGKILL restarts", async () => {
+  test("every event exactly once, in seq order, through cuts, silence, outages and SIGKILL restarts", async (t) => {
     // Ann listens through the proxy, with fast liveness checks so a silent network is noticed
     // within seconds; Bob (direct) and Ann (through the proxy) keep sending.
     const ann = await newUser(proxy.url, "ann", { pingIntervalMs: 500, pongTimeoutMs: 1_000 });
@@ -52,8 +52,22 @@ describe("stream under chaos", () => {
       }
     })();
 
-    // The chaos, in rounds; each kind more than once.
-    const chaos = ["cut", "silent", "kill", "cut", "down", "kill", "cut", "silent"];
+    // Sockets also close at random moments throughout (seeded: RTCHAT_CHAOS_SEED replays a run).
+    const seed = Number(process.env.RTCHAT_CHAOS_SEED ?? Date.now() % 1_000_000);
+    t.diagnostic(`chaos seed ${seed}`);
+    let rng = seed;
+    const random = () => ((rng = (rng * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    let randomCuts = 0;
+    let chaosOn = true;
+    const randomCloser = (async () => {
+      while (chaosOn) {
+        await delay(200 + random() * 800);
+        if (chaosOn && random() < 0.5) randomCuts += proxy.cut() > 0 ? 1 : 0;
+      }
+    })();
+
+    // The chaos, in rounds; each kind more than once (SIGTERM: sockets close with 1001).
+    const chaos = ["cut", "silent", "kill", "cut", "down", "kill", "term", "cut", "silent"];
     for (const what of chaos) {
       await delay(400);
       switch (what) {
@@ -75,8 +89,15 @@ describe("stream under chaos", () => {
           await delay(300);
           await server.start();
           break;
+        case "term":
+          await server.stop();
+          await server.start();
+          break;
       }
     }
+    chaosOn = false;
+    await randomCloser;
+    t.diagnostic(`${randomCuts} random cuts`);
     sending = false;
     await sender;
     const stored = await Promise.all(sends);
