@@ -1044,6 +1044,7 @@
       __publicField(this, "startAt", null);
       __publicField(this, "stateValue", "idle");
       __publicField(this, "attempt", 0);
+      __publicField(this, "connectCalls", 0);
       __publicField(this, "failuresWithoutReady", 0);
       __publicField(this, "retryTimer");
       /** Frames are handled one at a time, in arrival order, on this chain. */
@@ -1066,6 +1067,7 @@
       return this.cursor;
     }
     subscribe(handler, options = {}) {
+      if (!this.webSocket()) throw new TypeError("no WebSocket implementation: pass one as the `WebSocket` option");
       const subscriber = { handler, options };
       this.subscribers.add(subscriber);
       if (options.since !== void 0 && !this.running) this.startAt = options.since;
@@ -1077,6 +1079,9 @@
           if (this.subscribers.size === 0) this.stop();
         }
       };
+    }
+    webSocket() {
+      return this.options.WebSocket ?? globalThis.WebSocket;
     }
     /** Tells the chat's other members that the user is typing. False when not connected. */
     typing(chatId) {
@@ -1129,17 +1134,19 @@
       for (const s of [...this.subscribers]) s.options.onProblem?.(problem);
     }
     async connect(epoch) {
+      const call = ++this.connectCalls;
+      const stale = () => call !== this.connectCalls || epoch !== this.epoch || !this.running;
       await this.chain;
-      if (epoch !== this.epoch || !this.running) return;
+      if (stale() || this.conn && !this.conn.dead) return;
       this.setState("connecting");
       let token;
       try {
         token = await this.session.accessToken();
       } catch {
-        if (epoch === this.epoch) this.retry(epoch);
+        if (!stale()) this.retry(epoch);
         return;
       }
-      if (epoch !== this.epoch || !this.running) return;
+      if (stale()) return;
       if (!token) {
         this.setState("signed_out");
         return;
@@ -1149,10 +1156,10 @@
         this.cursorUser = userId;
         this.cursor = this.startAt ?? (userId !== void 0 ? await this.options.cursorStore.load(userId) : null);
         this.startAt = null;
-        if (epoch !== this.epoch || !this.running) return;
+        if (stale()) return;
       }
-      const Ctor = this.options.WebSocket ?? globalThis.WebSocket;
-      if (!Ctor) throw new TypeError("no WebSocket implementation: pass one as the `WebSocket` option");
+      const Ctor = this.webSocket();
+      if (!Ctor) return;
       const url = new URL(this.options.url);
       url.searchParams.set("token", token);
       if (this.cursor !== null) url.searchParams.set("since", String(this.cursor));
@@ -1213,11 +1220,13 @@
         this.failuresWithoutReady++;
       }
       if (code === CLOSE_TOKEN_EXPIRED) {
+        const refusedAtOnce = !conn.ready || Date.now() - conn.readyAt < STABLE_AFTER_MS / 10;
         this.session.refresh(conn.token).then(
           (token) => {
             if (epoch !== this.epoch) return;
-            if (token) void this.connect(epoch);
-            else this.signedOut();
+            if (!token) this.signedOut();
+            else if (refusedAtOnce) this.retry(epoch);
+            else void this.connect(epoch);
           },
           () => this.retry(epoch)
         );
@@ -1295,17 +1304,23 @@
         MIN_PING_INTERVAL_MS,
         this.options.pingIntervalMs ?? ready.heartbeat_interval_ms
       );
+      let pingSentAt = 0;
+      let lastPingAt = Date.now();
+      const tick = Math.max(MIN_PING_INTERVAL_MS / 2, Math.min(interval, this.options.pongTimeoutMs) / 2);
       conn.pingTimer = setInterval(() => {
         if (conn.dead) return;
-        if (Date.now() - conn.lastHeard > interval + this.options.pongTimeoutMs) {
-          this.lost(conn, 0, "no frame from the server in time");
+        const now = Date.now();
+        if (pingSentAt > conn.lastHeard) {
+          if (now - pingSentAt > this.options.pongTimeoutMs) this.lost(conn, 0, "no answer to a ping");
           return;
         }
+        if (now - lastPingAt < interval) return;
         try {
           conn.ws.send('{"type":"ping"}');
+          pingSentAt = lastPingAt = now;
         } catch {
         }
-      }, interval);
+      }, tick);
       this.setState("open");
       for (const s of [...this.subscribers]) s.options.onReady?.(ready);
       if (this.cursor === null) await this.resync(conn, { reason: "initial", seq: ready.seq });

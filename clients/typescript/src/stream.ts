@@ -206,6 +206,7 @@ export class EventStream {
   private startAt: number | null = null;
   private stateValue: StreamState = "idle";
   private attempt = 0;
+  private connectCalls = 0;
   private failuresWithoutReady = 0;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   /** Frames are handled one at a time, in arrival order, on this chain. */
@@ -314,20 +315,24 @@ export class EventStream {
   }
 
   private async connect(epoch: number): Promise<void> {
+    // The latest call wins: an older one still waiting below gives up, so two paths asking
+    // at once (a login and a subscribe) open one socket, not two.
+    const call = ++this.connectCalls;
+    const stale = () => call !== this.connectCalls || epoch !== this.epoch || !this.running;
     // Frames of the previous socket still queued are real events: handle them first, so
     // `since` is the cursor after them.
     await this.chain;
-    if (epoch !== this.epoch || !this.running) return;
+    if (stale() || (this.conn && !this.conn.dead)) return;
     this.setState("connecting");
     let token: string | null;
     try {
       token = await this.session.accessToken();
     } catch {
       // The refresh did not get through (offline): try again later.
-      if (epoch === this.epoch) this.retry(epoch);
+      if (!stale()) this.retry(epoch);
       return;
     }
-    if (epoch !== this.epoch || !this.running) return;
+    if (stale()) return;
     if (!token) {
       this.setState("signed_out");
       return;
@@ -338,7 +343,7 @@ export class EventStream {
       this.cursorUser = userId;
       this.cursor = this.startAt ?? (userId !== undefined ? await this.options.cursorStore.load(userId) : null);
       this.startAt = null;
-      if (epoch !== this.epoch || !this.running) return;
+      if (stale()) return;
     }
     const Ctor = this.webSocket();
     if (!Ctor) return; // subscribe() refused to start without one
@@ -410,11 +415,15 @@ export class EventStream {
     if (code === CLOSE_TOKEN_EXPIRED) {
       // The token expired or the session ended: refresh (unless it already was), then
       // straight back.
+      // A socket closed with 4001 right after it opened is not an expiry but a refusal:
+      // back off rather than loop.
+      const refusedAtOnce = !conn.ready || Date.now() - conn.readyAt < STABLE_AFTER_MS / 10;
       this.session.refresh(conn.token).then(
         (token) => {
           if (epoch !== this.epoch) return;
-          if (token) void this.connect(epoch);
-          else this.signedOut();
+          if (!token) this.signedOut();
+          else if (refusedAtOnce) this.retry(epoch);
+          else void this.connect(epoch);
         },
         () => this.retry(epoch),
       );
@@ -502,18 +511,27 @@ export class EventStream {
       MIN_PING_INTERVAL_MS,
       this.options.pingIntervalMs ?? ready.heartbeat_interval_ms,
     );
+    // A ping unanswered (no frame at all since) for pongTimeoutMs means a dead connection.
+    // Judged from the ping, not from the timer: a background tab's timers may fire minutes
+    // late, and that alone must not look like a dead server.
+    let pingSentAt = 0;
+    let lastPingAt = Date.now();
+    const tick = Math.max(MIN_PING_INTERVAL_MS / 2, Math.min(interval, this.options.pongTimeoutMs) / 2);
     conn.pingTimer = setInterval(() => {
       if (conn.dead) return;
-      if (Date.now() - conn.lastHeard > interval + this.options.pongTimeoutMs) {
-        this.lost(conn, 0, "no frame from the server in time");
+      const now = Date.now();
+      if (pingSentAt > conn.lastHeard) {
+        if (now - pingSentAt > this.options.pongTimeoutMs) this.lost(conn, 0, "no answer to a ping");
         return;
       }
+      if (now - lastPingAt < interval) return;
       try {
         conn.ws.send('{"type":"ping"}');
+        pingSentAt = lastPingAt = now;
       } catch {
         // onclose will follow.
       }
-    }, interval);
+    }, tick);
     this.setState("open");
     for (const s of [...this.subscribers]) s.options.onReady?.(ready);
     if (this.cursor === null) await this.resync(conn, { reason: "initial", seq: ready.seq });

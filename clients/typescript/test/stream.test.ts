@@ -26,7 +26,7 @@ describe("stream under chaos", () => {
   test("every event exactly once, in seq order, through cuts, silence, outages and SIGKILL restarts", async (t) => {
     // Ann listens through the proxy, with fast liveness checks so a silent network is noticed
     // within seconds; Bob (direct) and Ann (through the proxy) keep sending.
-    const ann = await newUser(proxy.url, "ann", { pingIntervalMs: 500, pongTimeoutMs: 1_000 });
+    const ann = await newUser(proxy.url, "ann", { pingIntervalMs: 500, pongTimeoutMs: 1_000, connectTimeoutMs: 3_000 });
     const bob = await newUser(server.url, "bob");
     const chat = await bob.client.chats.create({ type: "group", participant_ids: [ann.id] });
 
