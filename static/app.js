@@ -821,7 +821,11 @@
           }
           if (chat.last_message && chat.last_message.id >= m.id) return;
           chat.last_message = m;
-          if (m.sender_id !== this.me() && (chat.last_read_message_id ?? 0) < m.id) chat.unread_count++;
+          const me = this.me();
+          if (m.sender_id !== me && (chat.last_read_message_id ?? 0) < m.id) {
+            chat.unread_count++;
+            if (chat.unread_mentions !== void 0 && me !== void 0 && m.mentions?.includes(me)) chat.unread_mentions++;
+          }
           break;
         }
         case "update_message": {
@@ -842,8 +846,10 @@
           if (!chat || r.user_id !== this.me()) return;
           if ((chat.last_read_message_id ?? 0) >= r.message_id) return;
           chat.last_read_message_id = r.message_id;
-          if (!chat.last_message || r.message_id >= chat.last_message.id) chat.unread_count = 0;
-          else this.refetch(chat.id);
+          if (!chat.last_message || r.message_id >= chat.last_message.id) {
+            chat.unread_count = 0;
+            if (chat.unread_mentions !== void 0) chat.unread_mentions = 0;
+          } else this.refetch(chat.id);
           break;
         }
         case "reaction":
@@ -976,6 +982,15 @@
           this.messages.clear();
           this.hasOlder = false;
           break;
+        case "reaction": {
+          const r = event.payload;
+          const m = r.chat_id === this.chatId ? this.messages.get(r.message_id) : void 0;
+          if (!m) return;
+          const reactions = (m.reactions ?? []).map((x) => x.emoji === r.emoji ? { ...x, count: r.count } : x);
+          if (!reactions.some((x) => x.emoji === r.emoji)) reactions.push({ emoji: r.emoji, count: r.count });
+          this.messages.set(m.id, { ...m, reactions: reactions.filter((x) => x.count > 0) });
+          break;
+        }
         default:
           return;
       }

@@ -105,7 +105,12 @@ export class ChatListState {
         // A message the list already has (loaded after it was sent) must not count twice.
         if (chat.last_message && chat.last_message.id >= m.id) return;
         chat.last_message = m;
-        if (m.sender_id !== this.me() && (chat.last_read_message_id ?? 0) < m.id) chat.unread_count++;
+        const me = this.me();
+        if (m.sender_id !== me && (chat.last_read_message_id ?? 0) < m.id) {
+          chat.unread_count++;
+          // v2: a mention of the caller counts where the server counts them.
+          if (chat.unread_mentions !== undefined && me !== undefined && m.mentions?.includes(me)) chat.unread_mentions++;
+        }
         break;
       }
       case "update_message": {
@@ -127,8 +132,10 @@ export class ChatListState {
         if (!chat || r.user_id !== this.me()) return;
         if ((chat.last_read_message_id ?? 0) >= r.message_id) return;
         chat.last_read_message_id = r.message_id;
-        if (!chat.last_message || r.message_id >= chat.last_message.id) chat.unread_count = 0;
-        else this.refetch(chat.id);
+        if (!chat.last_message || r.message_id >= chat.last_message.id) {
+          chat.unread_count = 0;
+          if (chat.unread_mentions !== undefined) chat.unread_mentions = 0;
+        } else this.refetch(chat.id);
         break;
       }
       case "reaction":
@@ -286,6 +293,16 @@ export class MessageWindow {
         this.messages.clear();
         this.hasOlder = false;
         break;
+      case "reaction": {
+        // v2: the emoji's new count; an emoji at 0 leaves the list, a new one joins its end.
+        const r = event.payload;
+        const m = r.chat_id === this.chatId ? this.messages.get(r.message_id) : undefined;
+        if (!m) return;
+        const reactions = (m.reactions ?? []).map((x) => (x.emoji === r.emoji ? { ...x, count: r.count } : x));
+        if (!reactions.some((x) => x.emoji === r.emoji)) reactions.push({ emoji: r.emoji, count: r.count });
+        this.messages.set(m.id, { ...m, reactions: reactions.filter((x) => x.count > 0) });
+        break;
+      }
       default:
         return;
     }

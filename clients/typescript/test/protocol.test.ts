@@ -46,6 +46,12 @@ class ScriptedServer {
         );
         return;
       }
+      if (req.method === "GET" && req.url?.startsWith("/chats/1/messages")) {
+        res.writeHead(200, { "content-type": "application/json" });
+        const m = (message(1) as { payload: object }).payload;
+        res.end(JSON.stringify({ messages: [{ ...m, reactions: [] }], has_more: false }));
+        return;
+      }
       res.writeHead(404, { "content-type": "application/json" });
       res.end('{"detail":"nothing here","code":"not_found"}');
     });
@@ -215,6 +221,56 @@ describe("stream protocol (scripted server)", () => {
     client.events.subscribe((e) => void seen.push(e.seq), { since: 0 });
     await waitFor("seq 1", () => seen.length === 1);
     assert.ok(server.connections.length >= 2);
+    client.close();
+  });
+
+  test("a connection that stops answering pings is dropped and resumed", async () => {
+    server.connections.length = 0;
+    server.onConnection = (c, i) => {
+      ready(c, i === 0 ? 0 : 1);
+      if (i === 0) send(c, message(1)); // then silence: pings go unanswered
+      else send(c, message(2));
+    };
+    const client = await signedInClient(url, { pingIntervalMs: 500, pongTimeoutMs: 300 });
+    const seen: number[] = [];
+    const problems: StreamProblem[] = [];
+    client.events.subscribe((e) => void seen.push(e.seq), { since: 0, onProblem: (p) => void problems.push(p) });
+    await waitFor("seq 2", () => seen.length === 2);
+    assert.deepEqual(seen, [1, 2]);
+    assert.ok(problems.some((p) => p.kind === "closed" && p.reason === "no answer to a ping"));
+    assert.equal(server.connections[1]?.since, "1");
+    client.close();
+  });
+
+  test("v2 reaction events update the message window", async () => {
+    server.connections.length = 0;
+    const reaction = (seq: number, emoji: string, added: boolean, count: number) => ({
+      type: "reaction",
+      seq,
+      payload: { chat_id: 1, message_id: 1, user_id: 8, emoji, added, count },
+    });
+    let go: (c: Connection) => void = () => undefined;
+    server.onConnection = (c) => {
+      ready(c, 1);
+      go = (conn) => {
+        send(conn, reaction(2, "👍", true, 1));
+        send(conn, reaction(3, "🎉", true, 1));
+        send(conn, reaction(4, "👍", true, 2));
+        send(conn, reaction(5, "🎉", false, 0));
+      };
+    };
+    const client = await signedInClient(url);
+    const win = client.messageWindow(1);
+    await win.start();
+    await waitFor("the socket", () => server.connections.length === 1 && client.events.state === "open");
+    const c = server.connections[0];
+    assert.ok(c);
+    go(c);
+    await waitFor("seq 5", () => client.events.lastSeq === 5);
+    const first = win.entries[0];
+    assert.ok(first?.kind === "message");
+    assert.deepEqual(first.message.reactions, [{ emoji: "👍", count: 2 }]);
+    win.stop();
     client.close();
   });
 });
