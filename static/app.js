@@ -899,6 +899,7 @@
       __publicField(this, "pendingSends", []);
       __publicField(this, "subscription");
       __publicField(this, "stopPending");
+      __publicField(this, "ops", Promise.resolve());
       /** Live messages seen while a page load was in flight, one map per load. */
       __publicField(this, "liveDuringLoad", []);
       /** Whether older messages exist on the server than the oldest one here. */
@@ -918,25 +919,49 @@
       this.subscription?.unsubscribe();
       this.stopPending?.();
     }
-    /** Drops what is held and loads the latest page (keeping messages that arrived live
-     * while it loaded: the page may predate them). */
-    async loadLatest() {
+    /** Loads the latest messages again, as far back as the window reaches (at least a page),
+     * keeping messages that arrived live while it loaded (the pages may predate them). After a
+     * resync anything held may be stale (edited, deleted), so all of it is fetched anew. */
+    loadLatest() {
+      return this.serial(() => this.doLoadLatest());
+    }
+    /** Loads and paging run one at a time, so a reload after a resync and a page of history
+     * asked for meanwhile each see what the other did. */
+    serial(op) {
+      const result = this.ops.then(op);
+      this.ops = result.catch(() => void 0);
+      return result;
+    }
+    async doLoadLatest() {
+      const reach = this.sorted()[0]?.id;
       const live = /* @__PURE__ */ new Map();
       this.liveDuringLoad.push(live);
-      let page;
+      const loaded = [];
+      let hasOlder;
       try {
-        page = await this.api.list(this.chatId, { limit: this.pageSize });
+        let page = await this.api.list(this.chatId, { limit: this.pageSize });
+        loaded.push(...page.messages);
+        while (page.has_more && reach !== void 0 && (page.messages[0]?.id ?? 0) > reach) {
+          const first = page.messages[0];
+          if (!first) break;
+          page = await this.api.list(this.chatId, { before: first.id, limit: this.pageSize });
+          loaded.push(...page.messages);
+        }
+        hasOlder = page.has_more;
       } finally {
         this.liveDuringLoad.splice(this.liveDuringLoad.indexOf(live), 1);
       }
       this.messages.clear();
-      for (const m of page.messages) this.messages.set(m.id, m);
+      for (const m of loaded) this.messages.set(m.id, m);
       for (const m of live.values()) this.messages.set(m.id, m);
-      this.hasOlder = page.has_more;
+      this.hasOlder = hasOlder;
       this.changed();
     }
     /** Loads the page before the oldest message held. False when there was none. */
-    async loadOlder() {
+    loadOlder() {
+      return this.serial(() => this.doLoadOlder());
+    }
+    async doLoadOlder() {
       const oldest = this.sorted()[0];
       if (!oldest || !this.hasOlder) return false;
       const page = await this.api.list(this.chatId, { before: oldest.id, limit: this.pageSize });
@@ -1259,7 +1284,8 @@
       clearTimeout(conn.connectTimer);
       clearInterval(conn.pingTimer);
       const ws = conn.ws;
-      ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      ws.onerror = () => void 0;
       try {
         const terminate = ws.terminate;
         if (terminate) terminate.call(ws);

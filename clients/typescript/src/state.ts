@@ -195,6 +195,7 @@ export class MessageWindow {
   private pendingSends: readonly PendingSend[] = [];
   private subscription: Subscription | undefined;
   private stopPending: (() => void) | undefined;
+  private ops: Promise<unknown> = Promise.resolve();
   /** Live messages seen while a page load was in flight, one map per load. */
   private readonly liveDuringLoad: Map<Id, Message>[] = [];
   /** Whether older messages exist on the server than the oldest one here. */
@@ -223,26 +224,54 @@ export class MessageWindow {
     this.stopPending?.();
   }
 
-  /** Drops what is held and loads the latest page (keeping messages that arrived live
-   * while it loaded: the page may predate them). */
-  async loadLatest(): Promise<void> {
+  /** Loads the latest messages again, as far back as the window reaches (at least a page),
+   * keeping messages that arrived live while it loaded (the pages may predate them). After a
+   * resync anything held may be stale (edited, deleted), so all of it is fetched anew. */
+  loadLatest(): Promise<void> {
+    return this.serial(() => this.doLoadLatest());
+  }
+
+  /** Loads and paging run one at a time, so a reload after a resync and a page of history
+   * asked for meanwhile each see what the other did. */
+  private serial<T>(op: () => Promise<T>): Promise<T> {
+    const result = this.ops.then(op);
+    this.ops = result.catch(() => undefined);
+    return result;
+  }
+
+  private async doLoadLatest(): Promise<void> {
+    const reach = this.sorted()[0]?.id;
     const live = new Map<Id, Message>();
     this.liveDuringLoad.push(live);
-    let page;
+    const loaded: Message[] = [];
+    let hasOlder: boolean;
     try {
-      page = await this.api.list(this.chatId, { limit: this.pageSize });
+      let page = await this.api.list(this.chatId, { limit: this.pageSize });
+      loaded.push(...page.messages);
+      // Bounded by what the user had paged in: one page per page held.
+      while (page.has_more && reach !== undefined && (page.messages[0]?.id ?? 0) > reach) {
+        const first = page.messages[0];
+        if (!first) break;
+        page = await this.api.list(this.chatId, { before: first.id, limit: this.pageSize });
+        loaded.push(...page.messages);
+      }
+      hasOlder = page.has_more;
     } finally {
       this.liveDuringLoad.splice(this.liveDuringLoad.indexOf(live), 1);
     }
     this.messages.clear();
-    for (const m of page.messages) this.messages.set(m.id, m);
+    for (const m of loaded) this.messages.set(m.id, m);
     for (const m of live.values()) this.messages.set(m.id, m);
-    this.hasOlder = page.has_more;
+    this.hasOlder = hasOlder;
     this.changed();
   }
 
   /** Loads the page before the oldest message held. False when there was none. */
-  async loadOlder(): Promise<boolean> {
+  loadOlder(): Promise<boolean> {
+    return this.serial(() => this.doLoadOlder());
+  }
+
+  private async doLoadOlder(): Promise<boolean> {
     const oldest = this.sorted()[0];
     if (!oldest || !this.hasOlder) return false;
     const page = await this.api.list(this.chatId, { before: oldest.id, limit: this.pageSize });

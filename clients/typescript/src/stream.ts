@@ -444,7 +444,10 @@ export class EventStream {
     clearTimeout(conn.connectTimer);
     clearInterval(conn.pingTimer);
     const ws = conn.ws;
-    ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+    ws.onopen = ws.onmessage = ws.onclose = null;
+    // Not null: ws (Node) reports closing a socket that is still connecting as an `error`
+    // event, and an `error` nobody listens to is thrown.
+    ws.onerror = () => undefined;
     try {
       // ws (Node) can drop the socket at once; a browser closes it in the background.
       const terminate = (ws as { terminate?: () => void }).terminate;

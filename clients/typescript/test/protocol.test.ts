@@ -273,4 +273,30 @@ describe("stream protocol (scripted server)", () => {
     win.stop();
     client.close();
   });
+
+  test("async handlers are awaited one at a time, in seq order", async () => {
+    server.connections.length = 0;
+    server.onConnection = (c) => {
+      ready(c, 0);
+      for (let seq = 1; seq <= 20; seq++) send(c, message(seq));
+    };
+    const client = await signedInClient(url);
+    const log: string[] = [];
+    let inside = 0;
+    let overlapped = false;
+    client.events.subscribe(
+      async (e) => {
+        if (++inside > 1) overlapped = true;
+        log.push(`start ${e.seq}`);
+        await new Promise((r) => setTimeout(r, (e.seq * 7) % 5));
+        log.push(`end ${e.seq}`);
+        inside--;
+      },
+      { since: 0 },
+    );
+    await waitFor("seq 20", () => client.events.lastSeq === 20);
+    assert.equal(overlapped, false);
+    assert.deepEqual(log, Array.from({ length: 20 }, (_, i) => [`start ${i + 1}`, `end ${i + 1}`]).flat());
+    client.close();
+  });
 });

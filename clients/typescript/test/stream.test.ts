@@ -13,19 +13,26 @@ after(closeClients);
 
 describe("stream under chaos", () => {
   let server: RtchatServer;
+  /** A second process on the same PostgreSQL: the proxy switches between the two. */
+  let other: RtchatServer;
+  let target: RtchatServer;
   let proxy: ChaosProxy;
   before(async () => {
     server = await RtchatServer.start();
-    proxy = await ChaosProxy.start(() => server.port);
+    other = await RtchatServer.start();
+    target = server;
+    proxy = await ChaosProxy.start(() => target.port);
   });
   after(async () => {
     await proxy.close();
+    await other.stop();
     await server.stop();
   });
 
-  test("every event exactly once, in seq order, through cuts, silence, outages and SIGKILL restarts", async (t) => {
-    // Ann listens through the proxy, with fast liveness checks so a silent network is noticed
-    // within seconds; Bob (direct) and Ann (through the proxy) keep sending.
+  test("every event exactly once, in seq order, through cuts, silence, outages, process switches and SIGKILL restarts", async (t) => {
+    // Ann listens through the proxy (to one process or the other), with fast liveness checks
+    // so a silent network is noticed within seconds; Bob (direct to the first process) and
+    // Ann (through the proxy) keep sending.
     const ann = await newUser(proxy.url, "ann", { pingIntervalMs: 500, pongTimeoutMs: 1_000, connectTimeoutMs: 3_000 });
     const bob = await newUser(server.url, "bob");
     const chat = await bob.client.chats.create({ type: "group", participant_ids: [ann.id] });
@@ -67,7 +74,7 @@ describe("stream under chaos", () => {
     })();
 
     // The chaos, in rounds; each kind more than once (SIGTERM: sockets close with 1001).
-    const chaos = ["cut", "silent", "kill", "cut", "down", "kill", "term", "cut", "silent"];
+    const chaos = ["cut", "silent", "switch", "kill", "cut", "down", "switch", "kill", "term", "cut", "silent"];
     for (const what of chaos) {
       await delay(400);
       switch (what) {
@@ -88,6 +95,11 @@ describe("stream under chaos", () => {
           await server.kill();
           await delay(300);
           await server.start();
+          break;
+        case "switch":
+          // The load balancer sends Ann to the other process from now on.
+          target = target === server ? other : server;
+          proxy.cut();
           break;
         case "term":
           await server.stop();

@@ -20,16 +20,25 @@ const RAISED_LIMITS: Record<string, string> = {
   RTCHAT_RATE_TYPING_PER_SEC: "1000",
 };
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Server ports come from below Linux's ephemeral range (32768..60999): a restarted server
+ * gets its port back, and an outgoing connection (which takes an ephemeral local port) cannot
+ * be sitting on it while the server is down. */
+const PORT_RANGE = [20_000, 32_000] as const;
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const address = s.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      s.close(() => resolve(port));
-    });
+    s.once("error", () => resolve(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
   });
+}
+
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 100; i++) {
+    const port = PORT_RANGE[0] + Math.floor(Math.random() * (PORT_RANGE[1] - PORT_RANGE[0]));
+    if (await canBind(port)) return port;
+  }
+  throw new Error("no free port");
 }
 
 export class RtchatServer {
