@@ -1097,6 +1097,12 @@
       session.events.add((e) => {
         if (e.type === "signed_out") this.signedOut();
         else if (this.running && this.stateValue === "signed_out") void this.connect(this.epoch);
+        else if (this.running && this.cursorUser !== void 0 && session.userId !== this.cursorUser) {
+          clearTimeout(this.retryTimer);
+          if (this.conn) this.abandon(this.conn, 1e3, "another user signed in");
+          this.conn = null;
+          void this.connect(this.epoch);
+        }
       });
     }
     get state() {

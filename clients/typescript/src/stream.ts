@@ -225,6 +225,13 @@ export class EventStream {
       if (e.type === "signed_out") this.signedOut();
       // Signed in again (or another tab did): carry on.
       else if (this.running && this.stateValue === "signed_out") void this.connect(this.epoch);
+      // Someone else signed in on this client: their stream, from their cursor.
+      else if (this.running && this.cursorUser !== undefined && session.userId !== this.cursorUser) {
+        clearTimeout(this.retryTimer);
+        if (this.conn) this.abandon(this.conn, 1000, "another user signed in");
+        this.conn = null;
+        void this.connect(this.epoch);
+      }
     });
   }
 

@@ -268,4 +268,29 @@ describe("stream resume, token expiry and resync", () => {
     ann.client.close();
     bob.client.close();
   });
+
+  test("another user signing in on the same client gets their own stream and cursor", async () => {
+    const cursors = new MemoryCursorStore();
+    const ann = await newUser(server.url, "ann", { cursorStore: cursors });
+    const bob = await newUser(server.url, "bob");
+    const cid = await newUser(server.url, "cid");
+    const annChat = await bob.client.chats.create({ type: "group", participant_ids: [ann.id] });
+    const cidChat = await bob.client.chats.create({ type: "group", participant_ids: [cid.id] });
+    const seen: { user: number | undefined; event: ChatEvent }[] = [];
+    ann.client.events.subscribe((event) => void seen.push({ user: ann.client.auth.userId, event }));
+    await waitFor("open", () => ann.client.events.state === "open");
+    await bob.client.messages.send(annChat.id, "for ann");
+    await waitFor("ann's message", () => seen.length === 1);
+
+    await ann.client.auth.login(cid.email, "correct horse battery");
+    await waitFor("cid's stream", () => ann.client.events.state === "open" && ann.client.events.lastSeq !== null);
+    await bob.client.messages.send(cidChat.id, "for cid");
+    await bob.client.messages.send(annChat.id, "for ann again");
+    await waitFor("cid's message", () => seen.length === 2);
+    await delay(300);
+    const texts = seen.map((s) => (s.event.type === "new_message" ? s.event.payload.text : s.event.type));
+    assert.deepEqual(texts, ["for ann", "for cid"]);
+    assert.equal(seen[1]?.user, cid.id);
+    assert.ok((cursors.load(ann.id) ?? 0) >= 1, "ann's cursor stays hers");
+  });
 });
