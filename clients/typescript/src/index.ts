@@ -19,5 +19,40 @@ export {
 } from "./stream.js";
 export type { PendingSend, SendOptions, SendRetry } from "./sends.js";
 export { ChatListState, MessageWindow, type WindowEntry } from "./state.js";
-export type { Backoff } from "./util.js";
-export type * from "./types.js";
+export type { Backoff, KeyValueStorage } from "./util.js";
+export type {
+  Chat,
+  ChatEvent,
+  ChatEventType,
+  ChatList,
+  ChatType,
+  ChatView,
+  CreateChatEvent,
+  CreateChatRequest,
+  DeleteChatEvent,
+  DeleteMessageEvent,
+  EditMessageRequest,
+  FieldError,
+  Id,
+  Message,
+  MessageList,
+  MessageV2,
+  NewMessageEvent,
+  Presence,
+  Reaction,
+  ReactionEvent,
+  ReadCursor,
+  ReadEvent,
+  ReadyInfo,
+  SendMessageRequest,
+  ServerErrorFrame,
+  Timestamp,
+  TokenPair,
+  Typing,
+  UnknownEvent,
+  UnreadTotals,
+  UpdateChatEvent,
+  UpdateChatRequest,
+  UpdateMessageEvent,
+  User,
+} from "./types.js";

@@ -4,7 +4,7 @@
 // promise, and the store is re-read first in case another tab already refreshed.
 import type { TokenPair } from "./types.js";
 import { RtchatError } from "./errors.js";
-import { Listeners, backoffDelay, jwtClaims } from "./util.js";
+import { Listeners, backoffDelay, jwtClaims, type KeyValueStorage } from "./util.js";
 
 /** What a TokenStore keeps. */
 export interface StoredTokens {
@@ -36,7 +36,7 @@ export class MemoryTokenStore implements TokenStore {
 /** A TokenStore on a Web Storage (`localStorage`) key. */
 export class WebStorageTokenStore implements TokenStore {
   constructor(
-    private readonly storage: Pick<Storage, "getItem" | "setItem" | "removeItem">,
+    private readonly storage: KeyValueStorage,
     private readonly key = "rtchat.tokens",
   ) {}
   load(): StoredTokens | null {

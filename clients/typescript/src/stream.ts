@@ -13,7 +13,7 @@ import type {
   Typing,
   UnknownEvent,
 } from "./types.js";
-import { Listeners, backoffDelay, type Backoff } from "./util.js";
+import { Listeners, backoffDelay, type Backoff, type KeyValueStorage } from "./util.js";
 
 /** Where the cursor lives, per user (a shared device may switch users). The default keeps it
  * in memory; a `localStorage`-backed one lets a reloaded page resume where it was. */
@@ -35,7 +35,7 @@ export class MemoryCursorStore implements CursorStore {
 /** A CursorStore on Web Storage keys `<prefix><userId>`. */
 export class WebStorageCursorStore implements CursorStore {
   constructor(
-    private readonly storage: Pick<Storage, "getItem" | "setItem">,
+    private readonly storage: Pick<KeyValueStorage, "getItem" | "setItem">,
     private readonly prefix = "rtchat.cursor.",
   ) {}
   load(userId: number): number | null {

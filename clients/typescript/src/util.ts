@@ -65,6 +65,14 @@ export function jwtClaims(token: string): { sub?: string; exp?: number } | undef
   }
 }
 
+/** What the Web Storage stores need of `localStorage`/`sessionStorage` (any look-alike
+ * works, so Node users need no DOM types). */
+export interface KeyValueStorage {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
 /** A tiny typed listener set. */
 export class Listeners<T extends unknown[]> {
   private readonly set = new Set<(...args: T) => void>();
