@@ -1177,7 +1177,16 @@
       for (const s of [...this.subscribers]) s.options.onState?.(state2);
     }
     problem(problem) {
-      for (const s of [...this.subscribers]) s.options.onProblem?.(problem);
+      let heard = false;
+      for (const s of [...this.subscribers]) {
+        if (s.options.onProblem) {
+          heard = true;
+          s.options.onProblem(problem);
+        }
+      }
+      if (!heard && problem.kind === "protocol_violation") {
+        console.error(`@rtchat/client: the server broke the seq contract (${problem.detail}: cursor ${problem.cursor}, got ${problem.seq}); please report it`);
+      }
     }
     async connect(epoch) {
       const call = ++this.connectCalls;

@@ -318,7 +318,17 @@ export class EventStream {
   }
 
   private problem(problem: StreamProblem): void {
-    for (const s of [...this.subscribers]) s.options.onProblem?.(problem);
+    let heard = false;
+    for (const s of [...this.subscribers]) {
+      if (s.options.onProblem) {
+        heard = true;
+        s.options.onProblem(problem);
+      }
+    }
+    // A broken contract is a server bug: said out loud even when nobody listens.
+    if (!heard && problem.kind === "protocol_violation") {
+      console.error(`@rtchat/client: the server broke the seq contract (${problem.detail}: cursor ${problem.cursor}, got ${problem.seq}); please report it`);
+    }
   }
 
   private async connect(epoch: number): Promise<void> {
