@@ -1335,7 +1335,7 @@
         case "resync_required": {
           const given = frame.payload?.seq;
           const seq = typeof given === "number" ? given : conn.ready?.seq ?? 0;
-          await this.resync(conn, { reason: "resync_required", seq });
+          await this.resync({ reason: "resync_required", seq });
           return;
         }
         case "typing":
@@ -1379,13 +1379,14 @@
       }, tick);
       this.setState("open");
       for (const s of [...this.subscribers]) s.options.onReady?.(ready);
-      if (this.cursor === null) await this.resync(conn, { reason: "initial", seq: ready.seq });
+      if (this.cursor === null) await this.resync({ reason: "initial", seq: ready.seq });
     }
-    async resync(conn, info) {
+    /** Every subscriber hears it, even if the socket drops meanwhile: the cursor has moved,
+     * so the next socket will not say it again. */
+    async resync(info) {
       this.stats.resyncs++;
       await this.advance(info.seq);
       for (const s of [...this.subscribers]) {
-        if (conn.dead) return;
         try {
           await s.options.onResync?.(info);
         } catch (error) {

@@ -504,7 +504,7 @@ export class EventStream {
         const given = (frame.payload as { seq?: unknown } | undefined)?.seq;
         // v2 names the cursor the stream goes on from; v1 goes on after `ready`'s seq.
         const seq = typeof given === "number" ? given : (conn.ready?.seq ?? 0);
-        await this.resync(conn, { reason: "resync_required", seq });
+        await this.resync({ reason: "resync_required", seq });
         return;
       }
       case "typing":
@@ -554,14 +554,15 @@ export class EventStream {
     }, tick);
     this.setState("open");
     for (const s of [...this.subscribers]) s.options.onReady?.(ready);
-    if (this.cursor === null) await this.resync(conn, { reason: "initial", seq: ready.seq });
+    if (this.cursor === null) await this.resync({ reason: "initial", seq: ready.seq });
   }
 
-  private async resync(conn: Connection, info: ResyncInfo): Promise<void> {
+  /** Every subscriber hears it, even if the socket drops meanwhile: the cursor has moved,
+   * so the next socket will not say it again. */
+  private async resync(info: ResyncInfo): Promise<void> {
     this.stats.resyncs++;
     await this.advance(info.seq);
     for (const s of [...this.subscribers]) {
-      if (conn.dead) return;
       try {
         await s.options.onResync?.(info);
       } catch (error) {
