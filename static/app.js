@@ -601,6 +601,7 @@
   var REFRESH_AT_REMAINING_SHARE = 0.2;
   var REFRESH_MARGIN_CAP_MS = 6e4;
   var REFRESH_RETRY = { baseMs: 1e3, maxMs: 3e4 };
+  var REFRESH_LOCK = "rtchat.refresh";
   var MAX_TIMER_MS = 2 ** 31 - 1;
   var Session = class {
     constructor(store, refreshCall, now = Date.now) {
@@ -676,7 +677,9 @@
      * refreshed meanwhile). One refresh at a time. Resolves to the new access token, or null
      * when the session ended; rejects on a network error (the tokens are kept for a retry). */
     refresh(stale) {
-      this.inflight ?? (this.inflight = this.doRefresh(stale).finally(() => {
+      const locks = globalThis.navigator?.locks;
+      const run = () => this.doRefresh(stale);
+      this.inflight ?? (this.inflight = (locks ? locks.request(REFRESH_LOCK, run) : run()).finally(() => {
         this.inflight = null;
       }));
       return this.inflight;

@@ -62,6 +62,13 @@ const REFRESH_MARGIN_CAP_MS = 60_000;
 /** Retry a refresh that failed on the network this soon, growing, up to the cap. */
 const REFRESH_RETRY = { baseMs: 1_000, maxMs: 30_000 };
 
+/** The Web Locks API, as far as the refresh uses it. */
+interface WebLocks {
+  request<T>(name: string, callback: () => Promise<T>): Promise<T>;
+}
+/** The lock every tab of an origin takes around a refresh. */
+const REFRESH_LOCK = "rtchat.refresh";
+
 /** setTimeout fires at once for delays of 2^31 ms or more; a 30-day token needs hops. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -154,7 +161,11 @@ export class Session {
    * refreshed meanwhile). One refresh at a time. Resolves to the new access token, or null
    * when the session ended; rejects on a network error (the tokens are kept for a retry). */
   refresh(stale?: string): Promise<string | null> {
-    this.inflight ??= this.doRefresh(stale).finally(() => {
+    // Tabs sharing a store would refresh at the same moment (their tokens expire together):
+    // a Web Lock, where there is one, makes the second wait and find the first one's pair.
+    const locks = (globalThis as { navigator?: { locks?: WebLocks } }).navigator?.locks;
+    const run = () => this.doRefresh(stale);
+    this.inflight ??= (locks ? locks.request(REFRESH_LOCK, run) : run()).finally(() => {
       this.inflight = null;
     });
     return this.inflight;
