@@ -299,4 +299,32 @@ describe("stream protocol (scripted server)", () => {
     assert.deepEqual(log, Array.from({ length: 20 }, (_, i) => [`start ${i + 1}`, `end ${i + 1}`]).flat());
     client.close();
   });
+
+  test("a refresh takes the Web Lock where the platform has one (tabs sharing a store)", async () => {
+    const names: string[] = [];
+    const had = Object.getOwnPropertyDescriptor(globalThis, "navigator");
+    Object.defineProperty(globalThis, "navigator", {
+      configurable: true,
+      value: {
+        locks: {
+          request: <T>(name: string, callback: () => Promise<T>) => {
+            names.push(name);
+            return callback();
+          },
+        },
+      },
+    });
+    try {
+      const before = server.refreshes;
+      const client = await signedInClient(url);
+      const [a, b] = await Promise.all([client.auth.refresh(), client.auth.refresh()]);
+      assert.ok(a && a === b, "one refresh for both callers");
+      assert.equal(server.refreshes, before + 1);
+      assert.deepEqual(names, ["rtchat.refresh"]);
+      client.close();
+    } finally {
+      if (had) Object.defineProperty(globalThis, "navigator", had);
+      else Reflect.deleteProperty(globalThis, "navigator");
+    }
+  });
 });
