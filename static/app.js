@@ -1,18 +1,1562 @@
-// rtchat demo client: plain JavaScript, no framework, no build step.
-//
-// What it shows: log in or register, list chats, create a chat, read and send messages, and
-// receive everything live over the WebSocket /ws/notif. The socket protocol (see /docs):
-// the first frame is `ready` {user_id, seq, heartbeat_interval_ms}; durable events carry a
-// per-user consecutive `seq`; after a drop the client reconnects with `since=<last seq>` and
-// the server replays what was missed; `resync_required` means "refetch over REST".
+// Generated from clients/typescript/demo/app.ts and @rtchat/client by
+// clients/typescript/scripts/build-demo.mjs: edit those, then `npm run demo`.
 "use strict";
+(() => {
+  var __defProp = Object.defineProperty;
+  var __defNormalProp = (obj, key, value) => key in obj ? __defProp(obj, key, { enumerable: true, configurable: true, writable: true, value }) : obj[key] = value;
+  var __publicField = (obj, key, value) => __defNormalProp(obj, typeof key !== "symbol" ? key + "" : key, value);
 
-(function () {
-  // ---------------------------------------------------------------------------------------
-  // Elements and state
-  // ---------------------------------------------------------------------------------------
-  const $ = (id) => document.getElementById(id);
-  const el = {
+  // src/errors.ts
+  var NETWORK_ERROR_STATUS = 0;
+  var RtchatError = class extends Error {
+    constructor(init) {
+      super(`${init.status ? `${init.status} ` : ""}${init.code}: ${init.detail}`, { cause: init.cause });
+      /** The HTTP status, or 0 when the request got no answer. */
+      __publicField(this, "status");
+      /** rtchat's stable snake_case code (`not_found`, `rate_limited`, ...); `network_error`
+       * when there was no answer, `aborted` when the caller's signal fired, `http_<status>` when
+       * the body was not rtchat's envelope (a proxy's page). */
+      __publicField(this, "code");
+      /** The server's message for humans. */
+      __publicField(this, "detail");
+      /** The failing fields of a `422 validation_error`, else empty. */
+      __publicField(this, "errors");
+      /** Seconds to wait from `Retry-After` (429, 503), if the server sent one. */
+      __publicField(this, "retryAfter");
+      this.name = "RtchatError";
+      this.status = init.status;
+      this.code = init.code;
+      this.detail = init.detail;
+      this.errors = init.errors ?? [];
+      this.retryAfter = init.retryAfter;
+    }
+    /** True for failures where the request may not have reached the server or the server
+     * failed transiently: no answer, 5xx (`unavailable`, `internal_error`, a proxy's 502). */
+    get isTransient() {
+      return this.status === NETWORK_ERROR_STATUS || this.status >= 500;
+    }
+  };
+  function errorFromResponse(status, statusText, headers, text) {
+    const retryAfterHeader = headers.get("retry-after")?.trim();
+    const retryAfter = retryAfterHeader !== void 0 && /^\d+$/.test(retryAfterHeader) ? Number(retryAfterHeader) : void 0;
+    let body;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = void 0;
+    }
+    if (isEnvelope(body)) {
+      return new RtchatError({
+        status,
+        code: body.code,
+        detail: body.detail,
+        errors: Array.isArray(body.errors) ? body.errors : [],
+        retryAfter
+      });
+    }
+    return new RtchatError({
+      status,
+      code: `http_${status}`,
+      detail: statusText || "the answer was not an rtchat error",
+      retryAfter
+    });
+  }
+  function isEnvelope(body) {
+    return typeof body === "object" && body !== null && typeof body.code === "string" && typeof body.detail === "string";
+  }
+  function networkError(cause) {
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    return new RtchatError({ status: NETWORK_ERROR_STATUS, code: "network_error", detail, cause });
+  }
+  function abortedError(cause) {
+    return new RtchatError({ status: NETWORK_ERROR_STATUS, code: "aborted", detail: "the request was aborted", cause });
+  }
+
+  // src/util.ts
+  function backoffDelay(backoff, attempt, random = Math.random) {
+    const ceiling = Math.min(backoff.maxMs, backoff.baseMs * 2 ** Math.min(attempt, 30));
+    return Math.floor(random() * ceiling);
+  }
+  function sleep(ms, signal) {
+    return new Promise((resolve, reject) => {
+      const reason = () => signal?.reason instanceof Error ? signal.reason : new Error("aborted");
+      if (signal?.aborted) {
+        reject(reason());
+        return;
+      }
+      const onAbort = () => {
+        clearTimeout(timer);
+        reject(reason());
+      };
+      const timer = setTimeout(() => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      }, ms);
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+  function randomId() {
+    const c = globalThis.crypto;
+    if (c && typeof c.randomUUID === "function") return c.randomUUID();
+    const bytes = new Uint8Array(16);
+    if (c && typeof c.getRandomValues === "function") c.getRandomValues(bytes);
+    else for (let i = 0; i < 16; i++) bytes[i] = Math.floor(Math.random() * 256);
+    bytes[6] = (bytes[6] ?? 0) & 15 | 64;
+    bytes[8] = (bytes[8] ?? 0) & 63 | 128;
+    const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  }
+  function jwtClaims(token) {
+    const part = token.split(".")[1];
+    if (!part) return void 0;
+    try {
+      const base64 = part.replace(/-/g, "+").replace(/_/g, "/");
+      const padded = base64 + "=".repeat((4 - base64.length % 4) % 4);
+      const claims = JSON.parse(atob(padded));
+      return typeof claims === "object" && claims !== null ? claims : void 0;
+    } catch {
+      return void 0;
+    }
+  }
+  var Listeners = class {
+    constructor() {
+      __publicField(this, "set", /* @__PURE__ */ new Set());
+    }
+    add(listener) {
+      this.set.add(listener);
+      return () => this.set.delete(listener);
+    }
+    emit(...args) {
+      for (const listener of [...this.set]) listener(...args);
+    }
+    get size() {
+      return this.set.size;
+    }
+  };
+
+  // src/http.ts
+  var Http = class {
+    constructor(options, session) {
+      __publicField(this, "options", options);
+      __publicField(this, "session", session);
+    }
+    /** `path` with its `{name}` segments filled in, percent-encoded. */
+    static fill(template, params) {
+      return template.replace(/\{(\w+)\}/g, (_, name) => {
+        const value = params[name];
+        if (value === void 0) throw new TypeError(`missing path parameter ${name}`);
+        return encodeURIComponent(String(value));
+      });
+    }
+    url(path, query) {
+      const url = new URL(path.replace(/^\//, ""), this.options.baseUrl.replace(/\/*$/, "/"));
+      for (const [key, value] of Object.entries(query ?? {})) {
+        if (value === void 0 || value === null) continue;
+        url.searchParams.set(key, Array.isArray(value) ? value.join(",") : String(value));
+      }
+      return url.toString();
+    }
+    async request(method, path, o = {}) {
+      const auth = o.auth ?? true;
+      let refreshed = false;
+      let rateLimited = 0;
+      for (; ; ) {
+        const token = auth ? await this.session.accessToken() : null;
+        if (auth && !token) {
+          throw new RtchatError({ status: 401, code: "unauthorized", detail: "not signed in" });
+        }
+        const { response, text } = await this.exchange(method, path, o, token);
+        if (response.ok) return this.parse(response, text, o.accept ?? "json");
+        const err = errorFromResponse(response.status, response.statusText, response.headers, text);
+        if (response.status === 401 && auth && !refreshed) {
+          refreshed = true;
+          if (await this.session.refresh(token ?? void 0)) continue;
+        } else if (
+          // A 429 `rate_limited` means the server did nothing, so retrying is safe for every
+          // method; only short waits are taken, a login lockout of minutes is the caller's call.
+          response.status === 429 && err.code === "rate_limited" && rateLimited < this.options.rateLimitRetries && (err.retryAfter ?? 1) <= this.options.maxRetryAfterSecs
+        ) {
+          rateLimited++;
+          await sleep((err.retryAfter ?? 1) * 1e3, o.signal).catch((reason) => {
+            throw abortedError(reason);
+          });
+          continue;
+        }
+        throw err;
+      }
+    }
+    /** One fetch and its body, bounded by the timeout and the caller's signal. */
+    async exchange(method, path, o, token) {
+      const headers = { accept: "application/json" };
+      if (token) headers.authorization = `Bearer ${token}`;
+      let body;
+      if (o.body !== void 0) {
+        headers["content-type"] = "application/json";
+        body = JSON.stringify(o.body);
+      }
+      if (o.signal?.aborted) throw abortedError(o.signal.reason);
+      const controller = new AbortController();
+      const timer = setTimeout(
+        () => controller.abort(new Error(`no answer within ${this.options.timeoutMs} ms`)),
+        this.options.timeoutMs
+      );
+      const onAbort = () => controller.abort(o.signal?.reason);
+      o.signal?.addEventListener("abort", onAbort, { once: true });
+      try {
+        const response = await this.options.fetch(this.url(path, o.query), {
+          method,
+          headers,
+          body: body ?? null,
+          signal: controller.signal
+        });
+        const text = await response.text();
+        return { response, text };
+      } catch (cause) {
+        if (o.signal?.aborted) throw abortedError(cause);
+        throw networkError(controller.signal.aborted ? controller.signal.reason : cause);
+      } finally {
+        clearTimeout(timer);
+        o.signal?.removeEventListener("abort", onAbort);
+      }
+    }
+    parse(response, text, accept) {
+      if (accept === "text") return text;
+      if (response.status === 204 || text === "") return void 0;
+      try {
+        return JSON.parse(text);
+      } catch (cause) {
+        throw new RtchatError({
+          status: response.status,
+          code: "invalid_response",
+          detail: "the answer was not JSON",
+          cause
+        });
+      }
+    }
+  };
+
+  // src/api.ts
+  var ENDPOINTS = {
+    register_user: { method: "POST", path: "/auth/register" },
+    login_user: { method: "POST", path: "/auth/login" },
+    refresh_tokens: { method: "POST", path: "/auth/refresh" },
+    logout_user: { method: "POST", path: "/auth/logout" },
+    get_current_user: { method: "GET", path: "/auth/me" },
+    list_users: { method: "GET", path: "/users" },
+    get_user: { method: "GET", path: "/users/{user_id}" },
+    list_chats: { method: "GET", path: "/chats" },
+    create_chat: { method: "POST", path: "/chats" },
+    get_chat: { method: "GET", path: "/chats/{chat_id}" },
+    delete_chat: { method: "DELETE", path: "/chats/{chat_id}" },
+    update_chat: { method: "PATCH", path: "/chats/{chat_id}" },
+    add_chat_members: { method: "POST", path: "/chats/{chat_id}/members" },
+    remove_chat_member: { method: "DELETE", path: "/chats/{chat_id}/members/{user_id}" },
+    mark_chat_read: { method: "POST", path: "/chats/{chat_id}/read" },
+    list_messages: { method: "GET", path: "/chats/{chat_id}/messages" },
+    send_message: { method: "POST", path: "/chats/{chat_id}/messages" },
+    delete_message: { method: "DELETE", path: "/chats/{chat_id}/messages/{message_id}" },
+    edit_message: { method: "PATCH", path: "/chats/{chat_id}/messages/{message_id}" },
+    list_events: { method: "GET", path: "/events" },
+    // The stream (client.events.subscribe).
+    connect_notifications: { method: "GET", path: "/ws/notif" },
+    get_health: { method: "GET", path: "/healthz" },
+    get_readiness: { method: "GET", path: "/readyz" },
+    get_metrics: { method: "GET", path: "/metrics" },
+    get_openapi_spec: { method: "GET", path: "/openapi.yaml" },
+    // Pages and assets for browsers (Swagger UI, the demo): listed, not wrapped.
+    get_docs: { method: "GET", path: "/docs" },
+    get_docs_asset: { method: "GET", path: "/docs/{file}" },
+    get_index: { method: "GET", path: "/" },
+    get_static_asset: { method: "GET", path: "/static/{file}" }
+  };
+  var V2_ENDPOINTS = {
+    put_reaction: { method: "PUT", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
+    delete_reaction: { method: "DELETE", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
+    list_chat_reads: { method: "GET", path: "/chats/{chat_id}/reads" },
+    get_unread: { method: "GET", path: "/unread" },
+    get_presence: { method: "GET", path: "/presence" },
+    search_messages: { method: "GET", path: "/search/messages" }
+  };
+  var Caller = class {
+    constructor(http) {
+      __publicField(this, "http", http);
+    }
+    call(endpoint, params, init = {}) {
+      return this.http.request(endpoint.method, Http.fill(endpoint.path, params), init);
+    }
+  };
+  var AuthApi = class extends Caller {
+    constructor(http, session) {
+      super(http);
+      __publicField(this, "session", session);
+    }
+    /** `POST /auth/register`: creates the account (does not log in). */
+    register(body, o = {}) {
+      return this.call(ENDPOINTS.register_user, {}, { body, auth: false, ...o });
+    }
+    /** `POST /auth/login`: logs in and keeps the tokens (refreshed from now on). */
+    async login(email, password, o = {}) {
+      const pair = await this.call(ENDPOINTS.login_user, {}, { body: { email, password }, auth: false, ...o });
+      await this.session.setPair(pair);
+      return pair;
+    }
+    /** `POST /auth/refresh` now (it also happens by itself before expiry). Null when the
+     * session ended. */
+    refresh() {
+      return this.session.refresh();
+    }
+    /** `POST /auth/logout`: ends this session (`all`: every session of the user) and forgets
+     * the tokens; the stream stops. The tokens are forgotten even if the server is unreachable. */
+    async logout(options = {}) {
+      const { all, ...o } = options;
+      try {
+        if (this.session.current) {
+          await this.call(ENDPOINTS.logout_user, {}, { body: all ? { all: true } : {}, ...o });
+        }
+      } finally {
+        await this.session.clear("logout");
+      }
+    }
+    /** `GET /auth/me` */
+    me(o = {}) {
+      return this.call(ENDPOINTS.get_current_user, {}, o);
+    }
+    /** The signed-in user's id (from the token), if any. */
+    get userId() {
+      return this.session.userId;
+    }
+    get signedIn() {
+      return this.session.current !== null;
+    }
+  };
+  var UsersApi = class extends Caller {
+    /** `GET /users?q=&limit=` */
+    list(query = {}, o = {}) {
+      return this.call(ENDPOINTS.list_users, {}, { query, ...o });
+    }
+    /** `GET /users/{id}` */
+    get(userId, o = {}) {
+      return this.call(ENDPOINTS.get_user, { user_id: userId }, o);
+    }
+  };
+  var ChatsApi = class extends Caller {
+    constructor(http, session) {
+      super(http);
+      __publicField(this, "session", session);
+    }
+    /** `POST /chats` (an existing private pair answers that chat). */
+    create(body, o = {}) {
+      return this.call(ENDPOINTS.create_chat, {}, { body, ...o });
+    }
+    /** `GET /chats?limit=&before=`: one page, most recent activity first. */
+    list(query = {}, o = {}) {
+      return this.call(ENDPOINTS.list_chats, {}, { query, ...o });
+    }
+    /** Every chat of the caller, page by page. */
+    async listAll(o = {}) {
+      const all = [];
+      let before;
+      for (; ; ) {
+        const page = await this.list(before === void 0 ? { limit: 100 } : { limit: 100, before }, o);
+        all.push(...page.chats);
+        const last = page.chats[page.chats.length - 1];
+        if (!page.has_more || !last) return all;
+        before = last.id;
+      }
+    }
+    /** `GET /chats/{id}` */
+    get(chatId, o = {}) {
+      return this.call(ENDPOINTS.get_chat, { chat_id: chatId }, o);
+    }
+    /** `PATCH /chats/{id}` (creator) */
+    update(chatId, body, o = {}) {
+      return this.call(ENDPOINTS.update_chat, { chat_id: chatId }, { body, ...o });
+    }
+    /** `DELETE /chats/{id}` (creator) */
+    delete(chatId, o = {}) {
+      return this.call(ENDPOINTS.delete_chat, { chat_id: chatId }, o);
+    }
+    /** `POST /chats/{id}/members` (creator of a group) */
+    addMembers(chatId, userIds, o = {}) {
+      return this.call(ENDPOINTS.add_chat_members, { chat_id: chatId }, { body: { user_ids: userIds }, ...o });
+    }
+    /** `DELETE /chats/{id}/members/{user_id}` (that user, or the creator) */
+    removeMember(chatId, userId, o = {}) {
+      return this.call(ENDPOINTS.remove_chat_member, { chat_id: chatId, user_id: userId }, o);
+    }
+    /** Leaves a chat. */
+    leave(chatId, o = {}) {
+      const me = this.session.userId;
+      if (me === void 0) return Promise.reject(new TypeError("not signed in"));
+      return this.removeMember(chatId, me, o);
+    }
+    /** `POST /chats/{id}/read`: the read cursor only moves forward. */
+    markRead(chatId, messageId, o = {}) {
+      return this.call(ENDPOINTS.mark_chat_read, { chat_id: chatId }, { body: { message_id: messageId }, ...o });
+    }
+    /** v2 `GET /chats/{id}/reads` */
+    reads(chatId, o = {}) {
+      return this.call(V2_ENDPOINTS.list_chat_reads, { chat_id: chatId }, o);
+    }
+  };
+  var MessagesApi = class extends Caller {
+    constructor(http, sender) {
+      super(http);
+      __publicField(this, "sender", sender);
+    }
+    /** `POST /chats/{id}/messages`, made reliable: retried with the same `client_id` after a
+     * network error or a 5xx, and resolved once with the stored message (see sends.ts). */
+    send(chatId, text, options = {}) {
+      return this.sender.send(chatId, text, options);
+    }
+    /** Sends in flight (for optimistic UI), optionally of one chat. */
+    pending(chatId) {
+      return this.sender.list(chatId);
+    }
+    /** Called with the pending sends whenever they change; returns an unsubscribe. */
+    onPending(listener) {
+      return this.sender.changes.add(listener);
+    }
+    /** `GET /chats/{id}/messages?before=&after=&limit=`: ascending by id; no cursor = latest. */
+    list(chatId, query = {}, o = {}) {
+      return this.call(ENDPOINTS.list_messages, { chat_id: chatId }, { query, ...o });
+    }
+    /** `PATCH /chats/{id}/messages/{message_id}` (sender); a string edits the text. */
+    edit(chatId, messageId, body, o = {}) {
+      return this.call(
+        ENDPOINTS.edit_message,
+        { chat_id: chatId, message_id: messageId },
+        { body: typeof body === "string" ? { text: body } : body, ...o }
+      );
+    }
+    /** `DELETE /chats/{id}/messages/{message_id}` (sender or chat creator) */
+    delete(chatId, messageId, o = {}) {
+      return this.call(ENDPOINTS.delete_message, { chat_id: chatId, message_id: messageId }, o);
+    }
+    /** v2 `PUT .../reactions/{emoji}`: idempotent. */
+    react(chatId, messageId, emoji, o = {}) {
+      return this.call(V2_ENDPOINTS.put_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
+    }
+    /** v2 `DELETE .../reactions/{emoji}` */
+    unreact(chatId, messageId, emoji, o = {}) {
+      return this.call(V2_ENDPOINTS.delete_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
+    }
+    /** v2 `GET /search/messages`: newest first. */
+    search(query, o = {}) {
+      return this.call(V2_ENDPOINTS.search_messages, {}, { query, ...o });
+    }
+  };
+  var EventsRestApi = class extends Caller {
+    /** `GET /events?since=&limit=`: the log after `since`, without a socket. A `since` the log
+     * no longer covers is `410 resync_required`. */
+    list(query = {}, o = {}) {
+      return this.call(ENDPOINTS.list_events, {}, { query, ...o });
+    }
+  };
+  var MiscApi = class extends Caller {
+    /** v2 `GET /unread`: totals over the caller's active chats. */
+    unread(o = {}) {
+      return this.call(V2_ENDPOINTS.get_unread, {}, o);
+    }
+    /** v2 `GET /presence?user_ids=`: 1..100 ids, answered in the order asked. */
+    presence(userIds, o = {}) {
+      return this.call(V2_ENDPOINTS.get_presence, {}, { query: { user_ids: userIds }, ...o });
+    }
+    /** `GET /healthz` */
+    health(o = {}) {
+      return this.call(ENDPOINTS.get_health, {}, { auth: false, ...o });
+    }
+    /** `GET /readyz` (503 `not_ready` throws) */
+    readiness(o = {}) {
+      return this.call(ENDPOINTS.get_readiness, {}, { auth: false, ...o });
+    }
+    /** `GET /metrics`: Prometheus text. */
+    metrics(o = {}) {
+      return this.call(ENDPOINTS.get_metrics, {}, { auth: false, accept: "text", ...o });
+    }
+    /** `GET /openapi.yaml` */
+    openapi(o = {}) {
+      return this.call(ENDPOINTS.get_openapi_spec, {}, { auth: false, accept: "text", ...o });
+    }
+  };
+
+  // src/sends.ts
+  var Sender = class {
+    constructor(http, session, retry) {
+      __publicField(this, "http", http);
+      __publicField(this, "session", session);
+      __publicField(this, "retry", retry);
+      __publicField(this, "pending", /* @__PURE__ */ new Map());
+      /** Fires with the pending sends whenever one starts, retries or ends. */
+      __publicField(this, "changes", new Listeners());
+    }
+    /** The sends in flight, oldest first; optionally of one chat. */
+    list(chatId) {
+      return [...this.pending.values()].map((e) => e.info).filter((p) => chatId === void 0 || p.chatId === chatId);
+    }
+    send(chatId, text, options = {}) {
+      const clientId = options.clientId ?? randomId();
+      const existing = this.pending.get(clientId);
+      if (existing) return existing.promise;
+      let settle;
+      const settledPromise = new Promise((resolve) => settle = resolve);
+      const entry = {
+        info: { clientId, chatId, text, startedAt: Date.now(), attempts: 0, lastError: void 0 },
+        promise: void 0,
+        settle: (message) => {
+          if (entry.settled) return;
+          entry.settled = true;
+          settle(message);
+        },
+        settled: false
+      };
+      entry.promise = this.run(entry, settledPromise, options).finally(() => {
+        this.pending.delete(clientId);
+        this.emit();
+      });
+      this.pending.set(clientId, entry);
+      this.emit();
+      return entry.promise;
+    }
+    async run(entry, settled, options) {
+      const { chatId, clientId, text } = entry.info;
+      const body = { text, client_id: clientId };
+      if (options.replyTo !== void 0) body.reply_to = options.replyTo;
+      if (options.mentions !== void 0) body.mentions = options.mentions;
+      const path = `/chats/${encodeURIComponent(chatId)}/messages`;
+      const orSettled = (p) => Promise.race([p.then((value) => ({ value })), settled.then((message) => ({ message }))]);
+      for (; ; ) {
+        entry.info.attempts++;
+        try {
+          const r = await orSettled(this.http.request("POST", path, { body, signal: options.signal }));
+          if ("message" in r) return r.message;
+          entry.settle(r.value);
+          return r.value;
+        } catch (err) {
+          if (entry.settled) return settled;
+          const e = err instanceof RtchatError ? err : abortedError(err);
+          const elapsed = Date.now() - entry.info.startedAt;
+          const retryable = e.isTransient || e.status === 429 && e.code === "rate_limited";
+          if (!retryable || e.code === "aborted" || elapsed >= this.retry.maxElapsedMs) throw e;
+          entry.info.lastError = e;
+          this.emit();
+          const wait = Math.max(
+            backoffDelay(this.retry, entry.info.attempts - 1),
+            (e.retryAfter ?? 0) * 1e3
+          );
+          const r = await orSettled(
+            sleep(Math.min(wait, this.retry.maxElapsedMs - elapsed), options.signal).catch((reason) => {
+              throw abortedError(reason);
+            })
+          );
+          if ("message" in r) return r.message;
+        }
+      }
+    }
+    /** Confirms a pending send from its `new_message` event. */
+    observe(event) {
+      if (event.type !== "new_message") return;
+      const m = event.payload;
+      if (m.client_id === null || m.sender_id !== this.session.userId) return;
+      const entry = this.pending.get(m.client_id);
+      if (entry && entry.info.chatId === m.chat_id) entry.settle(m);
+    }
+    emit() {
+      if (this.changes.size > 0) this.changes.emit(this.list());
+    }
+  };
+
+  // src/session.ts
+  var MemoryTokenStore = class {
+    constructor() {
+      __publicField(this, "tokens", null);
+    }
+    load() {
+      return this.tokens;
+    }
+    save(tokens) {
+      this.tokens = tokens;
+    }
+  };
+  var WebStorageTokenStore = class {
+    constructor(storage, key = "rtchat.tokens") {
+      __publicField(this, "storage", storage);
+      __publicField(this, "key", key);
+    }
+    load() {
+      const raw = this.storage.getItem(this.key);
+      if (!raw) return null;
+      try {
+        const t = JSON.parse(raw);
+        return typeof t.accessToken === "string" && typeof t.refreshToken === "string" ? t : null;
+      } catch {
+        return null;
+      }
+    }
+    save(tokens) {
+      if (tokens) this.storage.setItem(this.key, JSON.stringify(tokens));
+      else this.storage.removeItem(this.key);
+    }
+  };
+  var REFRESH_AT_REMAINING_SHARE = 0.2;
+  var REFRESH_MARGIN_CAP_MS = 6e4;
+  var REFRESH_RETRY = { baseMs: 1e3, maxMs: 3e4 };
+  var REFRESH_LOCK = "rtchat.refresh";
+  var MAX_TIMER_MS = 2 ** 31 - 1;
+  var Session = class {
+    constructor(store, refreshCall, now = Date.now) {
+      __publicField(this, "store", store);
+      __publicField(this, "refreshCall", refreshCall);
+      __publicField(this, "now", now);
+      __publicField(this, "tokens", null);
+      __publicField(this, "loaded", null);
+      __publicField(this, "inflight", null);
+      __publicField(this, "timer");
+      __publicField(this, "failures", 0);
+      __publicField(this, "closed", false);
+      __publicField(this, "events", new Listeners());
+    }
+    /** Loads the stored tokens once. */
+    ready() {
+      this.loaded ?? (this.loaded = (async () => {
+        this.tokens = await this.store.load() ?? null;
+        this.schedule();
+      })());
+      return this.loaded;
+    }
+    get current() {
+      return this.tokens;
+    }
+    /** The user id in the access token's `sub`, if signed in. */
+    get userId() {
+      const sub = this.tokens ? jwtClaims(this.tokens.accessToken)?.sub : void 0;
+      return sub !== void 0 && /^\d+$/.test(sub) ? Number(sub) : void 0;
+    }
+    /** Adopts a fresh pair (after login or refresh). */
+    async setPair(pair) {
+      const tokens = {
+        accessToken: pair.access_token,
+        refreshToken: pair.refresh_token,
+        expiresAt: this.now() + pair.expires_in * 1e3,
+        lifetimeMs: pair.expires_in * 1e3
+      };
+      await this.adopt(tokens);
+      return tokens;
+    }
+    async adopt(tokens) {
+      this.tokens = tokens;
+      this.failures = 0;
+      await this.store.save(tokens);
+      this.schedule();
+      this.events.emit({ type: "tokens", tokens });
+    }
+    /** Forgets the tokens (logout, or a refused refresh). */
+    async clear(reason) {
+      const had = this.tokens !== null;
+      this.tokens = null;
+      clearTimeout(this.timer);
+      await this.store.save(null);
+      if (had) this.events.emit({ type: "signed_out", reason });
+    }
+    /** An access token to use now: refreshed first when it is about to expire. Null when
+     * signed out. */
+    async accessToken() {
+      await this.ready();
+      const t = this.tokens;
+      if (!t) return null;
+      if (t.expiresAt - this.now() > this.margin(t)) return t.accessToken;
+      try {
+        return await this.refresh(t.accessToken);
+      } catch (err) {
+        const still = this.tokens;
+        if (still && still.expiresAt > this.now()) return still.accessToken;
+        throw err;
+      }
+    }
+    /** Refreshes the pair unless `stale` is no longer the current access token (someone else
+     * refreshed meanwhile). One refresh at a time. Resolves to the new access token, or null
+     * when the session ended; rejects on a network error (the tokens are kept for a retry). */
+    refresh(stale) {
+      const locks = globalThis.navigator?.locks;
+      const run = () => this.doRefresh(stale);
+      this.inflight ?? (this.inflight = (locks ? locks.request(REFRESH_LOCK, run) : run()).finally(() => {
+        this.inflight = null;
+      }));
+      return this.inflight;
+    }
+    async doRefresh(stale) {
+      await this.ready();
+      const stored = await this.store.load() ?? null;
+      if (stored && this.tokens && stored.refreshToken !== this.tokens.refreshToken) {
+        await this.adopt(stored);
+      }
+      const t = this.tokens;
+      if (!t) return null;
+      if (stale !== void 0 && t.accessToken !== stale && t.expiresAt - this.now() > this.margin(t)) {
+        return t.accessToken;
+      }
+      try {
+        const pair = await this.refreshCall(t.refreshToken);
+        if (this.tokens !== t) return this.tokens?.accessToken ?? null;
+        await this.setPair(pair);
+        return pair.access_token;
+      } catch (err) {
+        if (err instanceof RtchatError && err.status === 401) {
+          await this.clear("refresh_refused");
+          return null;
+        }
+        this.failures++;
+        this.schedule();
+        throw err;
+      }
+    }
+    /** How long before expiry the token counts as expiring: a share of its lifetime, at
+     * least a second (clock and network), at most a minute. */
+    margin(t) {
+      const lifetime = t.lifetimeMs ?? REFRESH_MARGIN_CAP_MS / REFRESH_AT_REMAINING_SHARE;
+      return Math.min(REFRESH_MARGIN_CAP_MS, Math.max(1e3, lifetime * REFRESH_AT_REMAINING_SHARE));
+    }
+    /** Plans the background refresh: when the margin starts, or after a failed attempt. */
+    schedule() {
+      clearTimeout(this.timer);
+      const t = this.tokens;
+      if (!t || this.closed) return;
+      let delay = Math.max(0, t.expiresAt - this.now() - this.margin(t));
+      if (this.failures > 0) delay = Math.min(delay, backoffDelay(REFRESH_RETRY, this.failures) + 500);
+      if (delay > MAX_TIMER_MS) {
+        this.timer = setTimeout(() => this.schedule(), MAX_TIMER_MS);
+        this.timer.unref?.();
+        return;
+      }
+      this.timer = setTimeout(() => {
+        this.refresh(t.accessToken).catch(() => {
+        });
+      }, delay);
+      this.timer.unref?.();
+    }
+    /** Stops the background refresh (the client is closed). */
+    close() {
+      this.closed = true;
+      clearTimeout(this.timer);
+    }
+  };
+
+  // src/state.ts
+  var ChatListState = class {
+    constructor(api, stream, me) {
+      __publicField(this, "api", api);
+      __publicField(this, "stream", stream);
+      __publicField(this, "me", me);
+      __publicField(this, "chats", /* @__PURE__ */ new Map());
+      /** Chats being fetched again, and those whose fetch must repeat (an event came meanwhile). */
+      __publicField(this, "refetching", /* @__PURE__ */ new Map());
+      __publicField(this, "subscription");
+      __publicField(this, "loadedOnce", false);
+      /** Chats that events touched while a load was in flight, one set per load. */
+      __publicField(this, "touchedDuringLoad", []);
+      __publicField(this, "changes", new Listeners());
+    }
+    /** Follows the stream and loads the chats; resolves after the first load. */
+    start() {
+      this.subscription = this.stream.subscribe((e) => this.apply(e), { onResync: () => this.load() });
+      return this.load();
+    }
+    stop() {
+      this.subscription?.unsubscribe();
+    }
+    /** The chats, most recent activity first. */
+    get list() {
+      return [...this.chats.values()].sort(byActivity);
+    }
+    get(chatId) {
+      return this.chats.get(chatId);
+    }
+    /** The badge: unread messages over all active chats. */
+    get totalUnread() {
+      let n = 0;
+      for (const c of this.chats.values()) if (c.is_active) n += c.unread_count;
+      return n;
+    }
+    get loaded() {
+      return this.loadedOnce;
+    }
+    /** (Re)loads every chat over REST. */
+    async load() {
+      const touched = /* @__PURE__ */ new Set();
+      this.touchedDuringLoad.push(touched);
+      try {
+        const all = await this.api.listAll();
+        this.chats.clear();
+        for (const c of all) this.chats.set(c.id, c);
+        this.loadedOnce = true;
+      } finally {
+        this.touchedDuringLoad.splice(this.touchedDuringLoad.indexOf(touched), 1);
+      }
+      for (const id of touched) this.refetch(id);
+      this.changed();
+    }
+    /** Applies one durable event. */
+    apply(event) {
+      const chatId = event.type === "create_chat" || event.type === "update_chat" || event.type === "delete_chat" ? event.payload.id : event.payload.chat_id;
+      for (const touched of this.touchedDuringLoad) touched.add(chatId);
+      switch (event.type) {
+        case "create_chat":
+        case "update_chat": {
+          const old = this.chats.get(event.payload.id);
+          this.chats.set(event.payload.id, {
+            last_message: null,
+            unread_count: 0,
+            last_read_message_id: null,
+            ...old,
+            ...event.payload
+          });
+          break;
+        }
+        case "delete_chat":
+          this.chats.delete(event.payload.id);
+          break;
+        case "new_message": {
+          const m = event.payload;
+          const chat = this.chats.get(m.chat_id);
+          if (!chat) {
+            this.refetch(m.chat_id);
+            return;
+          }
+          if (chat.last_message && chat.last_message.id >= m.id) return;
+          chat.last_message = m;
+          const me = this.me();
+          if (m.sender_id !== me && (chat.last_read_message_id ?? 0) < m.id) {
+            chat.unread_count++;
+            if (chat.unread_mentions !== void 0 && me !== void 0 && m.mentions?.includes(me)) chat.unread_mentions++;
+          }
+          break;
+        }
+        case "update_message": {
+          const chat = this.chats.get(event.payload.chat_id);
+          if (chat?.last_message?.id === event.payload.id) chat.last_message = event.payload;
+          break;
+        }
+        case "delete_message": {
+          const chat = this.chats.get(event.payload.chat_id);
+          if (chat && (chat.last_message?.id === event.payload.id || (chat.last_read_message_id ?? 0) < event.payload.id)) {
+            this.refetch(chat.id);
+          }
+          return;
+        }
+        case "read": {
+          const r = event.payload;
+          const chat = this.chats.get(r.chat_id);
+          if (!chat || r.user_id !== this.me()) return;
+          if ((chat.last_read_message_id ?? 0) >= r.message_id) return;
+          chat.last_read_message_id = r.message_id;
+          if (!chat.last_message || r.message_id >= chat.last_message.id) {
+            chat.unread_count = 0;
+            if (chat.unread_mentions !== void 0) chat.unread_mentions = 0;
+          } else this.refetch(chat.id);
+          break;
+        }
+        case "reaction":
+          return;
+      }
+      this.changed();
+    }
+    /** Fetches one chat again; a fetch that overlaps an event repeats, so the last word is
+     * the server's state after the event. */
+    refetch(chatId) {
+      if (this.refetching.has(chatId)) {
+        this.refetching.set(chatId, true);
+        return;
+      }
+      this.refetching.set(chatId, false);
+      this.api.get(chatId).then(
+        (chat) => {
+          this.chats.set(chatId, chat);
+        },
+        (err) => {
+          if (err.status === 404) this.chats.delete(chatId);
+        }
+      ).finally(() => {
+        const again = this.refetching.get(chatId);
+        this.refetching.delete(chatId);
+        if (again) this.refetch(chatId);
+        else this.changed();
+      });
+    }
+    changed() {
+      if (this.changes.size > 0) this.changes.emit(this.list);
+    }
+  };
+  function byActivity(a, b) {
+    const ta = a.last_message?.created_at ?? a.created_at;
+    const tb = b.last_message?.created_at ?? b.created_at;
+    if (ta !== tb) return ta < tb ? 1 : -1;
+    return b.id - a.id;
+  }
+  var MessageWindow = class {
+    constructor(api, stream, chatId, pageSize = 50) {
+      __publicField(this, "api", api);
+      __publicField(this, "stream", stream);
+      __publicField(this, "chatId", chatId);
+      __publicField(this, "pageSize", pageSize);
+      __publicField(this, "messages", /* @__PURE__ */ new Map());
+      __publicField(this, "pendingSends", []);
+      __publicField(this, "subscription");
+      __publicField(this, "stopPending");
+      __publicField(this, "ops", Promise.resolve());
+      /** Live messages seen while a page load was in flight, one map per load. */
+      __publicField(this, "liveDuringLoad", []);
+      /** Whether older messages exist on the server than the oldest one here. */
+      __publicField(this, "hasOlder", false);
+      __publicField(this, "changes", new Listeners());
+    }
+    /** Loads the latest page and follows the chat. */
+    async start() {
+      this.subscription = this.stream.subscribe((e) => this.apply(e), { onResync: () => this.loadLatest() });
+      this.stopPending = this.api.onPending((all) => {
+        this.pendingSends = all.filter((p) => p.chatId === this.chatId);
+        this.changed();
+      });
+      await this.loadLatest();
+    }
+    stop() {
+      this.subscription?.unsubscribe();
+      this.stopPending?.();
+    }
+    /** Loads the latest messages again, as far back as the window reaches (at least a page),
+     * keeping messages that arrived live while it loaded (the pages may predate them). After a
+     * resync anything held may be stale (edited, deleted), so all of it is fetched anew. */
+    loadLatest() {
+      return this.serial(() => this.doLoadLatest());
+    }
+    /** Loads and paging run one at a time, so a reload after a resync and a page of history
+     * asked for meanwhile each see what the other did. */
+    serial(op) {
+      const result = this.ops.then(op);
+      this.ops = result.catch(() => void 0);
+      return result;
+    }
+    async doLoadLatest() {
+      const reach = this.sorted()[0]?.id;
+      const live = /* @__PURE__ */ new Map();
+      this.liveDuringLoad.push(live);
+      const loaded = [];
+      let hasOlder;
+      try {
+        let page = await this.api.list(this.chatId, { limit: this.pageSize });
+        loaded.push(...page.messages);
+        while (page.has_more && reach !== void 0 && (page.messages[0]?.id ?? 0) > reach) {
+          const first = page.messages[0];
+          if (!first) break;
+          page = await this.api.list(this.chatId, { before: first.id, limit: this.pageSize });
+          loaded.push(...page.messages);
+        }
+        hasOlder = page.has_more;
+      } finally {
+        this.liveDuringLoad.splice(this.liveDuringLoad.indexOf(live), 1);
+      }
+      this.messages.clear();
+      for (const m of loaded) this.messages.set(m.id, m);
+      for (const m of live.values()) this.messages.set(m.id, m);
+      this.hasOlder = hasOlder;
+      this.changed();
+    }
+    /** Loads the page before the oldest message held. False when there was none. */
+    loadOlder() {
+      return this.serial(() => this.doLoadOlder());
+    }
+    async doLoadOlder() {
+      const oldest = this.sorted()[0];
+      if (!oldest || !this.hasOlder) return false;
+      const page = await this.api.list(this.chatId, { before: oldest.id, limit: this.pageSize });
+      for (const m of page.messages) if (!this.messages.has(m.id)) this.messages.set(m.id, m);
+      this.hasOlder = page.has_more;
+      this.changed();
+      return page.messages.length > 0;
+    }
+    /** Sends a message to this chat (shown as pending until stored). */
+    send(text) {
+      return this.api.send(this.chatId, text).then((m) => {
+        this.messages.set(m.id, m);
+        this.changed();
+        return m;
+      });
+    }
+    /** Stored messages ascending by id, then pending sends not yet stored. */
+    get entries() {
+      const stored = this.sorted();
+      const storedClientIds = new Set(stored.map((m) => m.client_id).filter((c) => c !== null));
+      const out = stored.map((message) => ({ kind: "message", message }));
+      for (const pending of this.pendingSends) {
+        if (!storedClientIds.has(pending.clientId)) out.push({ kind: "pending", pending });
+      }
+      return out;
+    }
+    apply(event) {
+      switch (event.type) {
+        case "new_message":
+        case "update_message": {
+          const m = event.payload;
+          if (m.chat_id !== this.chatId) return;
+          if (event.type === "update_message" && !this.messages.has(m.id)) return;
+          this.messages.set(m.id, m);
+          for (const live of this.liveDuringLoad) live.set(m.id, m);
+          break;
+        }
+        case "delete_message":
+          if (event.payload.chat_id !== this.chatId || !this.messages.delete(event.payload.id)) return;
+          break;
+        case "delete_chat":
+          if (event.payload.id !== this.chatId) return;
+          this.messages.clear();
+          this.hasOlder = false;
+          break;
+        case "reaction": {
+          const r = event.payload;
+          const m = r.chat_id === this.chatId ? this.messages.get(r.message_id) : void 0;
+          if (!m) return;
+          const reactions = (m.reactions ?? []).map((x) => x.emoji === r.emoji ? { ...x, count: r.count } : x);
+          if (!reactions.some((x) => x.emoji === r.emoji)) reactions.push({ emoji: r.emoji, count: r.count });
+          this.messages.set(m.id, { ...m, reactions: reactions.filter((x) => x.count > 0) });
+          break;
+        }
+        default:
+          return;
+      }
+      this.changed();
+    }
+    sorted() {
+      return [...this.messages.values()].sort((a, b) => a.id - b.id);
+    }
+    changed() {
+      if (this.changes.size > 0) this.changes.emit(this.entries);
+    }
+  };
+
+  // src/stream.ts
+  var MemoryCursorStore = class {
+    constructor() {
+      __publicField(this, "cursors", /* @__PURE__ */ new Map());
+    }
+    load(userId) {
+      return this.cursors.get(userId) ?? null;
+    }
+    save(userId, seq) {
+      this.cursors.set(userId, seq);
+    }
+  };
+  var WebStorageCursorStore = class {
+    constructor(storage, prefix = "rtchat.cursor.") {
+      __publicField(this, "storage", storage);
+      __publicField(this, "prefix", prefix);
+    }
+    load(userId) {
+      const raw = this.storage.getItem(this.prefix + userId);
+      return raw !== null && /^\d+$/.test(raw) ? Number(raw) : null;
+    }
+    save(userId, seq) {
+      this.storage.setItem(this.prefix + userId, String(seq));
+    }
+  };
+  var MAX_QUEUED_FRAMES = 5e3;
+  var STABLE_AFTER_MS = 1e4;
+  var PROBE_AFTER_FAILURES = 2;
+  var MIN_PING_INTERVAL_MS = 500;
+  var CLIENT_FAULT_CODES = /* @__PURE__ */ new Set([1002, 1003, 1007, 1008, 1009]);
+  var CLOSE_TOKEN_EXPIRED = 4001;
+  var KNOWN_TYPES = /* @__PURE__ */ new Set([
+    "create_chat",
+    "update_chat",
+    "delete_chat",
+    "new_message",
+    "update_message",
+    "delete_message",
+    "read",
+    "reaction"
+  ]);
+  var EventStream = class {
+    constructor(session, options) {
+      __publicField(this, "session", session);
+      __publicField(this, "options", options);
+      __publicField(this, "subscribers", /* @__PURE__ */ new Set());
+      /** Hooks that see every event before the subscribers (the send tracker). */
+      __publicField(this, "observers", new Listeners());
+      __publicField(this, "conn", null);
+      __publicField(this, "cursor", null);
+      __publicField(this, "cursorUser");
+      /** A cursor to start from instead of the stored one (subscribe's `since`). */
+      __publicField(this, "startAt", null);
+      __publicField(this, "stateValue", "idle");
+      __publicField(this, "attempt", 0);
+      __publicField(this, "connectCalls", 0);
+      __publicField(this, "failuresWithoutReady", 0);
+      __publicField(this, "retryTimer");
+      /** Frames are handled one at a time, in arrival order, on this chain. */
+      __publicField(this, "chain", Promise.resolve());
+      __publicField(this, "queued", 0);
+      __publicField(this, "running", false);
+      /** Bumped by every start/stop so a stale async step can tell it lost. */
+      __publicField(this, "epoch", 0);
+      __publicField(this, "stats", { delivered: 0, connects: 0, duplicates: 0, gaps: 0, resyncs: 0 });
+      session.events.add((e) => {
+        if (e.type === "signed_out") this.signedOut();
+        else if (this.running && this.stateValue === "signed_out") void this.connect(this.epoch);
+        else if (this.running && this.cursorUser !== void 0 && session.userId !== this.cursorUser) {
+          clearTimeout(this.retryTimer);
+          if (this.conn) this.abandon(this.conn, 1e3, "another user signed in");
+          this.conn = null;
+          void this.connect(this.epoch);
+        }
+      });
+    }
+    get state() {
+      return this.stateValue;
+    }
+    /** The last `seq` handled, or null before the first `ready`. */
+    get lastSeq() {
+      return this.cursor;
+    }
+    subscribe(handler, options = {}) {
+      if (!this.webSocket()) throw new TypeError("no WebSocket implementation: pass one as the `WebSocket` option");
+      const subscriber = { handler, options };
+      this.subscribers.add(subscriber);
+      if (options.since !== void 0 && !this.running) this.startAt = options.since;
+      if (!this.running) this.start();
+      else if (this.stateValue === "signed_out") void this.connect(this.epoch);
+      return {
+        unsubscribe: () => {
+          this.subscribers.delete(subscriber);
+          if (this.subscribers.size === 0) this.stop();
+        }
+      };
+    }
+    webSocket() {
+      return this.options.WebSocket ?? globalThis.WebSocket;
+    }
+    /** Tells the chat's other members that the user is typing. False when not connected. */
+    typing(chatId) {
+      return this.sendFrame({ type: "typing", payload: { chat_id: chatId } });
+    }
+    sendFrame(frame) {
+      const c = this.conn;
+      if (!c || c.dead || !c.ready) return false;
+      try {
+        c.ws.send(JSON.stringify(frame));
+        return true;
+      } catch {
+        return false;
+      }
+    }
+    start() {
+      this.running = true;
+      this.epoch++;
+      void this.connect(this.epoch);
+    }
+    /** Closes the socket and stops reconnecting. */
+    stop() {
+      this.running = false;
+      this.epoch++;
+      clearTimeout(this.retryTimer);
+      if (this.conn) this.abandon(this.conn, 1e3, "unsubscribed");
+      this.conn = null;
+      this.setState("idle");
+    }
+    /** Reconnects now if waiting out a backoff (the browser says it is online again). */
+    nudge() {
+      if (this.running && this.stateValue === "waiting") {
+        clearTimeout(this.retryTimer);
+        void this.connect(this.epoch);
+      }
+    }
+    signedOut() {
+      if (!this.running) return;
+      clearTimeout(this.retryTimer);
+      if (this.conn) this.abandon(this.conn, 1e3, "signed out");
+      this.conn = null;
+      this.setState("signed_out");
+    }
+    setState(state2) {
+      if (state2 === this.stateValue) return;
+      this.stateValue = state2;
+      for (const s of [...this.subscribers]) s.options.onState?.(state2);
+    }
+    problem(problem) {
+      let heard = false;
+      for (const s of [...this.subscribers]) {
+        if (s.options.onProblem) {
+          heard = true;
+          s.options.onProblem(problem);
+        }
+      }
+      if (!heard && problem.kind === "protocol_violation") {
+        console.error(`@rtchat/client: the server broke the seq contract (${problem.detail}: cursor ${problem.cursor}, got ${problem.seq}); please report it`);
+      }
+    }
+    async connect(epoch) {
+      const call = ++this.connectCalls;
+      const stale = () => call !== this.connectCalls || epoch !== this.epoch || !this.running;
+      await this.chain;
+      if (stale() || this.conn && !this.conn.dead) return;
+      this.setState("connecting");
+      let token;
+      try {
+        token = await this.session.accessToken();
+      } catch {
+        if (!stale()) this.retry(epoch);
+        return;
+      }
+      if (stale()) return;
+      if (!token) {
+        this.setState("signed_out");
+        return;
+      }
+      const userId = this.session.userId;
+      if (userId !== this.cursorUser) {
+        this.cursorUser = userId;
+        this.cursor = this.startAt ?? (userId !== void 0 ? await this.options.cursorStore.load(userId) : null);
+        this.startAt = null;
+        if (stale()) return;
+      }
+      const Ctor = this.webSocket();
+      if (!Ctor) return;
+      const url = new URL(this.options.url);
+      url.searchParams.set("token", token);
+      if (this.cursor !== null) url.searchParams.set("since", String(this.cursor));
+      let ws;
+      try {
+        ws = new Ctor(url.toString());
+      } catch {
+        this.retry(epoch);
+        return;
+      }
+      this.stats.connects++;
+      const conn = {
+        ws,
+        token,
+        ready: null,
+        readyAt: 0,
+        lastHeard: Date.now(),
+        dead: false,
+        pingTimer: void 0,
+        connectTimer: void 0
+      };
+      this.conn = conn;
+      conn.connectTimer = setTimeout(() => {
+        if (!conn.ready && !conn.dead) this.lost(conn, 0, "no ready frame in time");
+      }, this.options.connectTimeoutMs);
+      ws.onmessage = (event) => {
+        if (conn.dead) return;
+        conn.lastHeard = Date.now();
+        if (typeof event.data !== "string") return;
+        if (++this.queued > MAX_QUEUED_FRAMES) {
+          this.lost(conn, 0, "handlers fell behind");
+          return;
+        }
+        const raw = event.data;
+        this.chain = this.chain.then(() => this.handleFrame(conn, raw)).catch(() => {
+        }).finally(() => {
+          this.queued--;
+        });
+      };
+      ws.onclose = (event) => {
+        this.lost(conn, event.code ?? 1006, event.reason ?? "");
+      };
+      ws.onerror = () => {
+      };
+    }
+    /** A connection ended (closed, stalled, or given up on): plan what comes next. */
+    lost(conn, code, reason) {
+      if (conn.dead) return;
+      this.abandon(conn, 4e3, reason);
+      if (this.conn === conn) this.conn = null;
+      if (!this.running) return;
+      this.problem({ kind: "closed", code, reason });
+      const epoch = this.epoch;
+      if (conn.ready) {
+        this.failuresWithoutReady = 0;
+        if (Date.now() - conn.readyAt >= STABLE_AFTER_MS) this.attempt = 0;
+      } else {
+        this.failuresWithoutReady++;
+      }
+      if (code === CLOSE_TOKEN_EXPIRED) {
+        const refusedAtOnce = !conn.ready || Date.now() - conn.readyAt < STABLE_AFTER_MS / 10;
+        this.session.refresh(conn.token).then(
+          (token) => {
+            if (epoch !== this.epoch) return;
+            if (!token) this.signedOut();
+            else if (refusedAtOnce) this.retry(epoch);
+            else void this.connect(epoch);
+          },
+          () => this.retry(epoch)
+        );
+        return;
+      }
+      if (CLIENT_FAULT_CODES.has(code)) this.attempt = Math.max(this.attempt, 4);
+      if (this.failuresWithoutReady > 0 && this.failuresWithoutReady % PROBE_AFTER_FAILURES === 0) {
+        this.options.probe().catch(() => void 0);
+      }
+      this.retry(epoch);
+    }
+    /** Stops listening to a socket and closes it without waiting for the close handshake. */
+    abandon(conn, code, reason) {
+      conn.dead = true;
+      clearTimeout(conn.connectTimer);
+      clearInterval(conn.pingTimer);
+      const ws = conn.ws;
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      ws.onerror = () => void 0;
+      try {
+        const terminate = ws.terminate;
+        if (terminate) terminate.call(ws);
+        else ws.close(code, reason.slice(0, 100));
+      } catch {
+      }
+    }
+    retry(epoch) {
+      if (epoch !== this.epoch || !this.running) return;
+      const delay = backoffDelay(this.options.backoff, this.attempt++);
+      this.setState("waiting");
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => void this.connect(epoch), delay);
+    }
+    async handleFrame(conn, raw) {
+      if (conn.dead) return;
+      let frame;
+      try {
+        frame = JSON.parse(raw);
+      } catch {
+        return;
+      }
+      if (typeof frame !== "object" || frame === null || typeof frame.type !== "string") return;
+      if (typeof frame.seq === "number") {
+        await this.handleEvent(conn, frame);
+        return;
+      }
+      switch (frame.type) {
+        case "ready":
+          await this.handleReady(conn, frame.payload);
+          return;
+        case "resync_required": {
+          const given = frame.payload?.seq;
+          const seq = typeof given === "number" ? given : conn.ready?.seq ?? 0;
+          await this.resync({ reason: "resync_required", seq });
+          return;
+        }
+        case "typing":
+          for (const s of [...this.subscribers]) s.options.onTyping?.(frame.payload);
+          return;
+        case "presence":
+          for (const s of [...this.subscribers]) s.options.onPresence?.(frame.payload);
+          return;
+        case "error":
+          this.problem({ kind: "server_error", error: frame.payload });
+          return;
+        default:
+          return;
+      }
+    }
+    async handleReady(conn, ready) {
+      clearTimeout(conn.connectTimer);
+      conn.ready = ready;
+      conn.readyAt = Date.now();
+      this.failuresWithoutReady = 0;
+      const interval = Math.max(
+        MIN_PING_INTERVAL_MS,
+        this.options.pingIntervalMs ?? ready.heartbeat_interval_ms
+      );
+      let pingSentAt = 0;
+      let lastPingAt = Date.now();
+      const tick = Math.max(MIN_PING_INTERVAL_MS / 2, Math.min(interval, this.options.pongTimeoutMs) / 2);
+      conn.pingTimer = setInterval(() => {
+        if (conn.dead) return;
+        const now = Date.now();
+        if (pingSentAt > conn.lastHeard) {
+          if (now - pingSentAt > this.options.pongTimeoutMs) this.lost(conn, 0, "no answer to a ping");
+          return;
+        }
+        if (now - lastPingAt < interval) return;
+        try {
+          conn.ws.send('{"type":"ping"}');
+          pingSentAt = lastPingAt = now;
+        } catch {
+        }
+      }, tick);
+      this.setState("open");
+      for (const s of [...this.subscribers]) s.options.onReady?.(ready);
+      if (this.cursor === null) await this.resync({ reason: "initial", seq: ready.seq });
+    }
+    /** Every subscriber hears it, even if the socket drops meanwhile: the cursor has moved,
+     * so the next socket will not say it again. */
+    async resync(info) {
+      this.stats.resyncs++;
+      await this.advance(info.seq);
+      for (const s of [...this.subscribers]) {
+        try {
+          await s.options.onResync?.(info);
+        } catch (error) {
+          this.problem({ kind: "handler_error", seq: info.seq, error });
+        }
+      }
+    }
+    async handleEvent(conn, event) {
+      const cursor = this.cursor;
+      if (!conn.ready || cursor === null) {
+        this.violation(conn, "an event before the ready frame", cursor ?? 0, event.seq);
+        return;
+      }
+      if (event.seq <= cursor) {
+        this.stats.duplicates++;
+        this.problem({ kind: "protocol_violation", detail: "duplicate seq", cursor, seq: event.seq });
+        return;
+      }
+      if (event.seq !== cursor + 1) {
+        this.stats.gaps++;
+        this.violation(conn, "gap in seq", cursor, event.seq);
+        return;
+      }
+      if (KNOWN_TYPES.has(event.type)) {
+        this.observers.emit(event);
+        for (const s of [...this.subscribers]) {
+          try {
+            await s.handler(event);
+          } catch (error) {
+            this.problem({ kind: "handler_error", seq: event.seq, error });
+          }
+        }
+      } else {
+        for (const s of [...this.subscribers]) {
+          try {
+            await s.options.onUnknownEvent?.(event);
+          } catch (error) {
+            this.problem({ kind: "handler_error", seq: event.seq, error });
+          }
+        }
+      }
+      this.stats.delivered++;
+      await this.advance(event.seq);
+    }
+    /** A frame out of order: not delivered; this socket is dropped and the stream resumes from
+     * the cursor, where the server replays what is missing. */
+    violation(conn, detail, cursor, seq) {
+      this.problem({ kind: "protocol_violation", detail, cursor, seq });
+      if (this.conn === conn) this.lost(conn, 0, detail);
+    }
+    async advance(seq) {
+      this.cursor = seq;
+      if (this.cursorUser !== void 0) await this.options.cursorStore.save(this.cursorUser, seq);
+    }
+  };
+
+  // src/client.ts
+  var EventsApi = class extends EventsRestApi {
+    constructor(http, stream) {
+      super(http);
+      __publicField(this, "stream", stream);
+    }
+    /** Every durable event exactly once, in `seq` order, across reconnects; see
+     * SubscribeOptions for resyncs, typing, presence and problems. `since` starts from that
+     * seq instead of the stored cursor. */
+    subscribe(handler, options = {}) {
+      return this.stream.subscribe(handler, options);
+    }
+    /** Sends a `typing` frame for the chat; false when the socket is not open. */
+    typing(chatId) {
+      return this.stream.typing(chatId);
+    }
+    get state() {
+      return this.stream.state;
+    }
+    /** The last `seq` handled. */
+    get lastSeq() {
+      return this.stream.lastSeq;
+    }
+    get stats() {
+      return this.stream.stats;
+    }
+  };
+  var RtchatClient = class {
+    constructor(options) {
+      __publicField(this, "auth");
+      __publicField(this, "users");
+      __publicField(this, "chats");
+      __publicField(this, "messages");
+      __publicField(this, "events");
+      /** v2 totals and presence, health and metrics. */
+      __publicField(this, "misc");
+      __publicField(this, "session");
+      __publicField(this, "stream");
+      __publicField(this, "offOnline");
+      const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
+      this.session = new Session(
+        options.tokenStore ?? new MemoryTokenStore(),
+        (refreshToken) => http.request("POST", "/auth/refresh", { body: { refresh_token: refreshToken }, auth: false })
+      );
+      const http = new Http(
+        {
+          baseUrl: options.baseUrl,
+          fetch: fetchImpl,
+          timeoutMs: options.requestTimeoutMs ?? 15e3,
+          rateLimitRetries: options.rateLimit?.retries ?? 2,
+          maxRetryAfterSecs: options.rateLimit?.maxRetryAfterSecs ?? 5
+        },
+        this.session
+      );
+      const wsUrl = new URL(http.url("/ws/notif"));
+      wsUrl.protocol = wsUrl.protocol === "https:" ? "wss:" : "ws:";
+      this.auth = new AuthApi(http, this.session);
+      this.stream = new EventStream(this.session, {
+        url: wsUrl.toString(),
+        WebSocket: options.WebSocket,
+        cursorStore: options.cursorStore ?? new MemoryCursorStore(),
+        backoff: { baseMs: 500, maxMs: 3e4, ...options.reconnect },
+        pingIntervalMs: options.pingIntervalMs,
+        pongTimeoutMs: options.pongTimeoutMs ?? 1e4,
+        connectTimeoutMs: options.connectTimeoutMs ?? 15e3,
+        probe: () => this.auth.me()
+      });
+      const sender = new Sender(http, this.session, {
+        baseMs: 500,
+        maxMs: 1e4,
+        maxElapsedMs: 12e4,
+        ...options.sendRetry
+      });
+      this.stream.observers.add((event) => sender.observe(event));
+      this.users = new UsersApi(http);
+      this.chats = new ChatsApi(http, this.session);
+      this.messages = new MessagesApi(http, sender);
+      this.events = new EventsApi(http, this.stream);
+      this.misc = new MiscApi(http);
+      const target = globalThis;
+      const online = () => this.stream.nudge();
+      target.addEventListener?.("online", online);
+      this.offOnline = () => target.removeEventListener?.("online", online);
+    }
+    /** Resolves once the stored tokens are loaded (a reloaded page's session). */
+    async ready() {
+      await this.session.ready();
+    }
+    /** A chat list kept right by the events (call `start()` on it). */
+    chatList() {
+      return new ChatListState(this.chats, this.stream, () => this.session.userId);
+    }
+    /** One chat's message window kept right by the events (call `start()` on it). */
+    messageWindow(chatId, pageSize) {
+      return new MessageWindow(this.messages, this.stream, chatId, pageSize);
+    }
+    /** Stops the stream and the background refresh (keeps the stored tokens). */
+    close() {
+      this.stream.stop();
+      this.session.close();
+      this.offOnline();
+    }
+  };
+
+  // demo/app.ts
+  function $(id) {
+    const e = document.getElementById(id);
+    if (!e) throw new Error(`#${id} is missing from the page`);
+    return e;
+  }
+  var el = {
     error: $("error"),
     wsStatus: $("ws-status"),
     whoami: $("whoami"),
@@ -44,509 +1588,125 @@
     typing: $("typing"),
     messageForm: $("message-form"),
     messageText: $("message-text"),
-    send: $("send"),
+    send: $("send")
   };
-
-  /** Where the tokens survive a reload of this tab (not shared with other tabs). */
-  const STORAGE_KEY = "rtchat.session";
-  /** Reconnect backoff: first retry after ~0.5 s, doubling up to 30 s, with jitter. */
-  const BACKOFF_BASE_MS = 500;
-  const BACKOFF_MAX_MS = 30000;
-  /** Refresh the access token when it has less than this left before opening a socket. */
-  const TOKEN_MARGIN_MS = 30000;
-  /** Send a `typing` frame at most this often while the user types. */
-  const TYPING_SEND_EVERY_MS = 3000;
-  /** How long someone else's `typing` stays on screen without a new one. */
-  const TYPING_SHOW_MS = 4000;
-  /** Messages per page. */
-  const PAGE_SIZE = 50;
-
-  const state = {
-    accessToken: null,
-    refreshToken: null,
-    accessExpiresAt: 0,
+  var TYPING_SEND_EVERY_MS = 3e3;
+  var TYPING_SHOW_MS = 4e3;
+  var PAGE_SIZE = 50;
+  var client = new RtchatClient({
+    baseUrl: location.origin,
+    tokenStore: new WebStorageTokenStore(sessionStorage, "rtchat.session"),
+    cursorStore: new WebStorageCursorStore(sessionStorage, "rtchat.cursor.")
+  });
+  var state = {
     me: null,
-    /** chat id -> ChatView */
-    chats: new Map(),
-    /** user id -> User, or {pending: true} while it is being fetched */
-    users: new Map(),
+    chats: null,
+    window: null,
+    stream: null,
+    /** user id -> User, or null while it is being fetched */
+    users: /* @__PURE__ */ new Map(),
     currentChatId: null,
-    /** message id -> Message, for the open chat only */
-    messages: new Map(),
-    hasOlder: false,
-    // socket
-    wantSocket: false,
-    ws: null,
-    /** The last durable `seq` applied; null until the first `ready`. */
-    lastSeq: null,
-    readySeq: null,
-    attempts: 0,
-    reconnectTimer: null,
-    heartbeatTimer: null,
-    lastFrameAt: 0,
-    // typing
     lastTypingSentAt: 0,
-    typingUsers: new Map(),
-    readTimer: null,
-    renderQueued: false,
-    chatsGeneration: 0,
+    typingUsers: /* @__PURE__ */ new Map(),
+    readTimer: void 0,
+    renderQueued: false
   };
-
-  // ---------------------------------------------------------------------------------------
-  // Small helpers
-  // ---------------------------------------------------------------------------------------
-  class ApiError extends Error {
-    constructor(status, body, retryAfter) {
-      super((body && body.detail) || `HTTP ${status}`);
-      this.status = status;
-      this.code = body && body.code;
-      this.errors = (body && body.errors) || [];
-      this.retryAfter = retryAfter;
-    }
-  }
-
   function describeError(err) {
-    if (err instanceof ApiError) {
+    if (err instanceof RtchatError) {
+      if (err.code === "network_error") return "The server cannot be reached. Check your connection.";
       const fields = err.errors.map((e) => `${e.field}: ${e.message}`).join("; ");
-      let text = fields ? `${err.message} (${fields})` : err.message;
+      let text = fields ? `${err.detail} (${fields})` : err.detail;
       if (err.code === "rate_limited" && err.retryAfter) text += ` — retry in ${err.retryAfter} s`;
       return text;
     }
-    return "The server cannot be reached. Check your connection.";
+    return err instanceof Error ? err.message : String(err);
   }
-
-  let errorTimer = null;
+  var errorTimer;
   function showError(err) {
     el.error.textContent = typeof err === "string" ? err : describeError(err);
     el.error.hidden = false;
     clearTimeout(errorTimer);
-    errorTimer = setTimeout(() => { el.error.hidden = true; }, 10000);
+    errorTimer = setTimeout(() => el.error.hidden = true, 1e4);
   }
-
   function clearError() {
     el.error.hidden = true;
     el.authError.hidden = true;
   }
-
-  /** A client_id for idempotent sends. randomUUID needs a secure context, hence the fallback. */
-  function newClientId() {
-    if (window.crypto && typeof window.crypto.randomUUID === "function") {
-      return window.crypto.randomUUID();
-    }
-    const b = window.crypto.getRandomValues(new Uint8Array(16));
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-  }
-
-  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
   function formatTime(iso) {
     const d = new Date(iso);
     return Number.isNaN(d.getTime()) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   }
-
   function node(tag, className, text) {
     const n = document.createElement(tag);
     if (className) n.className = className;
-    if (text !== undefined) n.textContent = text;
+    if (text !== void 0) n.textContent = text;
     return n;
   }
-
-  // ---------------------------------------------------------------------------------------
-  // HTTP
-  // ---------------------------------------------------------------------------------------
-  /**
-   * Calls the REST API. Throws ApiError for an error status, TypeError when the network
-   * fails. A 401 is answered by one token refresh and one retry.
-   */
-  async function api(method, path, body, options) {
-    const opts = options || {};
-    const auth = opts.auth !== false;
-    const headers = { Accept: "application/json" };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (auth && state.accessToken) headers.Authorization = `Bearer ${state.accessToken}`;
-    const res = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (res.status === 401 && auth && !opts.retried && state.refreshToken) {
-      const outcome = await refreshTokens();
-      if (outcome === "ok") return api(method, path, body, { ...opts, retried: true });
-      if (outcome === "rejected") signOut("Your session has ended. Please log in again.");
-    }
-    if (res.status === 204) return null;
-    const text = await res.text();
-    let data = null;
-    if (text) {
-      try { data = JSON.parse(text); } catch (_) { data = { detail: text }; }
-    }
-    if (!res.ok) throw new ApiError(res.status, data, res.headers.get("Retry-After"));
-    return data;
-  }
-
-  /** Retries a call that failed on the network (not on an HTTP error). */
-  async function withNetworkRetry(call, attempts) {
-    for (let i = 1; ; i++) {
-      try {
-        return await call();
-      } catch (err) {
-        if (err instanceof ApiError || i >= attempts) throw err;
-        await sleep(1000 * i);
-      }
-    }
-  }
-
-  function setTokens(pair) {
-    state.accessToken = pair.access_token;
-    state.refreshToken = pair.refresh_token;
-    state.accessExpiresAt = Date.now() + (Number(pair.expires_in) || 0) * 1000;
-    try {
-      sessionStorage.setItem(STORAGE_KEY, JSON.stringify({
-        access_token: state.accessToken,
-        refresh_token: state.refreshToken,
-        expires_at: state.accessExpiresAt,
-      }));
-    } catch (_) { /* storage disabled: the session just won't survive a reload */ }
-  }
-
-  let refreshing = null;
-  /** Rotates the tokens once, however many callers ask at the same time. */
-  function refreshTokens() {
-    if (!refreshing) {
-      refreshing = (async () => {
-        try {
-          const res = await fetch("/auth/refresh", {
-            method: "POST",
-            headers: { "Content-Type": "application/json", Accept: "application/json" },
-            body: JSON.stringify({ refresh_token: state.refreshToken }),
-          });
-          if (!res.ok) return res.status === 401 || res.status === 422 ? "rejected" : "offline";
-          setTokens(await res.json());
-          return "ok";
-        } catch (_) {
-          return "offline";
-        } finally {
-          refreshing = null;
-        }
-      })();
-    }
-    return refreshing;
-  }
-
-  async function ensureFreshToken() {
-    if (state.accessExpiresAt - Date.now() > TOKEN_MARGIN_MS) return "ok";
-    return refreshTokens();
-  }
-
-  // ---------------------------------------------------------------------------------------
-  // Session
-  // ---------------------------------------------------------------------------------------
   async function logIn(email, password) {
-    const pair = await api("POST", "/auth/login", { email, password }, { auth: false });
-    setTokens(pair);
+    await client.auth.login(email, password);
     await startSession();
   }
-
   async function register(email, password, name) {
-    await api("POST", "/auth/register", { email, name, password }, { auth: false });
+    await client.auth.register({ email, name, password });
     await logIn(email, password);
   }
-
   async function startSession() {
-    state.me = await api("GET", "/auth/me");
-    state.users.set(state.me.id, state.me);
-    el.whoami.textContent = `${state.me.name} (#${state.me.id})`;
-    el.whoami.dataset.userId = String(state.me.id);
+    const me = await client.auth.me();
+    state.me = me;
+    state.users.set(me.id, me);
+    el.whoami.textContent = `${me.name} (#${me.id})`;
+    el.whoami.dataset.userId = String(me.id);
     el.authPanel.hidden = true;
     el.appPanel.hidden = false;
     el.logout.hidden = false;
     el.password.value = "";
-    state.wantSocket = true;
-    state.lastSeq = null;
-    state.attempts = 0;
-    openSocket();
-    await loadChats();
-  }
-
-  function signOut(message) {
-    state.wantSocket = false;
-    clearTimeout(state.reconnectTimer);
-    stopHeartbeat();
-    const ws = state.ws;
-    state.ws = null;
-    if (ws) ws.close(1000, "logged out");
-    try { sessionStorage.removeItem(STORAGE_KEY); } catch (_) { /* ignore */ }
-    Object.assign(state, {
-      accessToken: null, refreshToken: null, accessExpiresAt: 0, me: null,
-      currentChatId: null, lastSeq: null, readySeq: null, attempts: 0, hasOlder: false,
+    state.stream = client.events.subscribe(() => queueRender(), {
+      onState: setStatus,
+      onTyping
     });
-    state.chats.clear();
+    const chats = client.chatList();
+    state.chats = chats;
+    chats.changes.add(() => {
+      if (state.currentChatId !== null && !chats.get(state.currentChatId)) closeChat();
+      queueRender();
+    });
+    await chats.start();
+    renderAll();
+  }
+  function signOut(message) {
+    state.stream?.unsubscribe();
+    state.chats?.stop();
+    state.window?.stop();
+    Object.assign(state, { me: null, chats: null, window: null, stream: null, currentChatId: null });
     state.users.clear();
-    state.messages.clear();
     state.typingUsers.clear();
     el.whoami.textContent = "";
     delete el.whoami.dataset.userId;
     el.logout.hidden = true;
     el.appPanel.hidden = true;
     el.authPanel.hidden = false;
-    setStatus("offline", "offline");
+    setStatus("idle");
     renderAll();
     if (message) {
       el.authError.textContent = message;
       el.authError.hidden = false;
     }
   }
-
-  // ---------------------------------------------------------------------------------------
-  // WebSocket
-  // ---------------------------------------------------------------------------------------
-  function setStatus(kind, text) {
+  function setStatus(s) {
+    const [kind, text] = s === "open" ? ["open", "live"] : s === "connecting" ? ["connecting", "connecting…"] : s === "waiting" ? ["reconnecting", "reconnecting…"] : ["offline", "offline"];
     el.wsStatus.dataset.state = kind;
     el.wsStatus.textContent = text;
+    if (s === "signed_out" && state.me) signOut("Your session has ended. Please log in again.");
   }
-
-  async function openSocket() {
-    clearTimeout(state.reconnectTimer);
-    if (!state.wantSocket || state.ws) return;
-    const fresh = await ensureFreshToken();
-    if (!state.wantSocket || state.ws) return;
-    if (fresh === "rejected") {
-      signOut("Your session has ended. Please log in again.");
-      return;
-    }
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    let url = `${scheme}//${location.host}/ws/notif?token=${encodeURIComponent(state.accessToken)}`;
-    if (state.lastSeq !== null) url += `&since=${state.lastSeq}`;
-    setStatus(state.attempts === 0 ? "connecting" : "reconnecting", "connecting…");
-
-    const ws = new WebSocket(url);
-    let gotReady = false;
-    state.ws = ws;
-    ws.onopen = () => { state.lastFrameAt = Date.now(); };
-    ws.onmessage = (ev) => {
-      if (ws !== state.ws) return;
-      state.lastFrameAt = Date.now();
-      let frame;
-      try { frame = JSON.parse(ev.data); } catch (_) { return; }
-      if (frame && frame.type === "ready") gotReady = true;
-      handleFrame(frame);
-    };
-    ws.onerror = () => { /* a close event always follows */ };
-    ws.onclose = (ev) => {
-      if (ws !== state.ws) return;
-      state.ws = null;
-      stopHeartbeat();
-      onSocketClosed(ev.code, gotReady);
-    };
-  }
-
-  function onSocketClosed(code, gotReady) {
-    if (!state.wantSocket) {
-      setStatus("offline", "offline");
-      return;
-    }
-    if (code === 4001) {
-      // The access token expired or the session was revoked: refresh, then resume.
-      refreshTokens().then((outcome) => {
-        if (outcome === "rejected") signOut("Your session has ended. Please log in again.");
-        else scheduleReconnect(state.attempts < 2 ? 0 : undefined);
-      });
-      return;
-    }
-    if (!gotReady) {
-      // The upgrade may have been refused (401 is invisible to a browser WebSocket): a REST
-      // call finds out, refreshing the token or signing out as needed.
-      api("GET", "/auth/me").catch(() => {});
-    }
-    scheduleReconnect();
-  }
-
-  function scheduleReconnect(delayMs) {
-    clearTimeout(state.reconnectTimer);
-    state.attempts += 1;
-    let delay = delayMs;
-    if (delay === undefined) {
-      const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.min(state.attempts - 1, 10));
-      delay = ceiling / 2 + Math.random() * (ceiling / 2);
-    }
-    setStatus("reconnecting", `reconnecting in ${Math.max(1, Math.round(delay / 1000))} s`);
-    state.reconnectTimer = setTimeout(openSocket, delay);
-  }
-
-  function startHeartbeat(intervalMs) {
-    stopHeartbeat();
-    const every = Math.max(1000, Number(intervalMs) || 30000);
-    state.heartbeatTimer = setInterval(() => {
-      const ws = state.ws;
-      if (!ws || ws.readyState !== WebSocket.OPEN) return;
-      if (Date.now() - state.lastFrameAt > every * 2.5) {
-        // Nothing heard (not even a pong) for too long: the connection is dead. Drop it
-        // without waiting for a closing handshake that will never come.
-        state.ws = null;
-        stopHeartbeat();
-        ws.close(4000, "heartbeat timeout");
-        onSocketClosed(1006, true);
-        return;
-      }
-      ws.send(JSON.stringify({ type: "ping" }));
-    }, every);
-  }
-
-  function stopHeartbeat() {
-    clearInterval(state.heartbeatTimer);
-    state.heartbeatTimer = null;
-  }
-
-  function sendFrame(frame) {
-    const ws = state.ws;
-    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(frame));
-  }
-
-  function handleFrame(frame) {
-    if (!frame || typeof frame.type !== "string") return;
-    switch (frame.type) {
-      case "ready":
-        onReady(frame.payload || {});
-        return;
-      case "resync_required":
-        // `since` is too old: what we hold may be stale. Refetch, and continue from the
-        // `seq` the server announced in `ready`.
-        state.lastSeq = state.readySeq;
-        resync();
-        return;
-      case "typing":
-        onTyping(frame.payload || {});
-        return;
-      case "pong":
-        return;
-      case "error":
-        console.warn("rtchat socket error frame", frame.payload);
-        return;
-      default:
-        break;
-    }
-    if (typeof frame.seq !== "number") return; // an ephemeral type this page does not know
-    if (state.lastSeq !== null && frame.seq <= state.lastSeq) return; // already applied
-    if (state.lastSeq !== null && frame.seq > state.lastSeq + 1) {
-      // A gap means something was missed: refetch rather than guess.
-      state.lastSeq = frame.seq;
-      resync();
-      return;
-    }
-    state.lastSeq = frame.seq;
-    applyEvent(frame);
-  }
-
-  function onReady(payload) {
-    state.attempts = 0;
-    state.readySeq = typeof payload.seq === "number" ? payload.seq : 0;
-    startHeartbeat(payload.heartbeat_interval_ms);
-    setStatus("open", "live");
-    if (state.lastSeq === null) {
-      // First connection of this session: REST gives the state, the socket the changes
-      // after `ready.seq`. Refetch so nothing between the two is lost.
-      state.lastSeq = state.readySeq;
-      resync();
-    }
-  }
-
-  function applyEvent(frame) {
-    const p = frame.payload || {};
-    switch (frame.type) {
-      case "create_chat":
-      case "update_chat":
-        upsertChat(p);
-        break;
-      case "delete_chat":
-        removeChat(p.id);
-        break;
-      case "new_message":
-        onMessage(p);
-        break;
-      case "update_message":
-        onMessageEdited(p);
-        break;
-      case "delete_message":
-        onMessageDeleted(p);
-        break;
-      case "read":
-        onRead(p);
-        break;
-      default:
-        break; // a durable type this page does not know: its seq still counts
-    }
-  }
-
-  // ---------------------------------------------------------------------------------------
-  // Chats
-  // ---------------------------------------------------------------------------------------
-  async function loadChats() {
-    const generation = ++state.chatsGeneration;
-    const all = [];
-    let before = null;
-    for (let page = 0; page < 20; page++) {
-      const q = new URLSearchParams({ limit: "100" });
-      if (before !== null) q.set("before", String(before));
-      const res = await api("GET", `/chats?${q}`);
-      all.push(...res.chats);
-      if (!res.has_more || res.chats.length === 0) break;
-      before = res.chats[res.chats.length - 1].id;
-    }
-    if (generation !== state.chatsGeneration) return; // a newer load won
-    state.chats = new Map(all.map((c) => [c.id, c]));
-    if (state.currentChatId !== null && !state.chats.has(state.currentChatId)) closeChat();
-    renderAll();
-  }
-
-  async function refetchChat(chatId) {
-    try {
-      upsertChat(await api("GET", `/chats/${chatId}`));
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 404) removeChat(chatId);
-    }
-  }
-
-  /** Refetches everything after a gap or a resync_required. */
-  function resync() {
-    loadChats().catch(showError);
-    if (state.currentChatId !== null) loadMessages(state.currentChatId).catch(showError);
-  }
-
-  function upsertChat(chat) {
-    if (!chat || typeof chat.id !== "number") return;
-    const old = state.chats.get(chat.id);
-    const merged = Object.assign(
-      { last_message: null, unread_count: 0, last_read_message_id: null },
-      old,
-      chat,
-    );
-    state.chats.set(chat.id, merged);
-    queueRender();
-  }
-
-  function removeChat(chatId) {
-    state.chats.delete(chatId);
-    if (state.currentChatId === chatId) closeChat();
-    queueRender();
-  }
-
-  function chatActivity(c) {
-    const t = Date.parse((c.last_message && c.last_message.created_at) || c.created_at);
-    return Number.isNaN(t) ? 0 : t;
-  }
-
   function chatName(c) {
     if (c.title) return c.title;
     if (c.type === "private" && state.me) {
-      const other = (c.participant_ids || []).find((id) => id !== state.me.id);
-      if (other !== undefined) return userName(other);
+      const me = state.me.id;
+      const other = c.participant_ids.find((id) => id !== me);
+      if (other !== void 0) return userName(other);
     }
     return `${c.type === "group" ? "Group" : "Chat"} #${c.id}`;
   }
-
   async function createChat() {
     const raw = el.newChatIds.value.split(/[\s,;]+/).filter(Boolean);
     const ids = raw.map(Number);
@@ -554,17 +1714,15 @@
       showError("User ids must be positive whole numbers, separated by commas.");
       return;
     }
-    const type = el.newChatType.value;
+    const type = el.newChatType.value === "private" ? "private" : "group";
     const title = el.newChatTitle.value.trim();
-    const body = { type, participant_ids: ids };
-    if (title) body.title = title;
     el.createChat.disabled = true;
     try {
-      const chat = await api("POST", "/chats", body);
+      const chat = await client.chats.create(title ? { type, participant_ids: ids, title } : { type, participant_ids: ids });
       clearError();
       el.newChatIds.value = "";
       el.newChatTitle.value = "";
-      upsertChat(chat);
+      state.chats?.apply({ type: "create_chat", seq: 0, payload: chat });
       await openChat(chat.id);
     } catch (err) {
       showError(err);
@@ -572,198 +1730,125 @@
       el.createChat.disabled = false;
     }
   }
-
-  // ---------------------------------------------------------------------------------------
-  // Messages
-  // ---------------------------------------------------------------------------------------
   async function openChat(chatId) {
+    state.window?.stop();
     state.currentChatId = chatId;
-    state.messages = new Map();
-    state.hasOlder = false;
     state.typingUsers.clear();
+    const win = client.messageWindow(chatId, PAGE_SIZE);
+    state.window = win;
+    let last = -1;
+    win.changes.add((entries) => {
+      const atBottom = isAtBottom();
+      renderMessages();
+      const newest = lastStoredId(entries);
+      if (newest !== last) {
+        last = newest;
+        if (atBottom) scrollToBottom();
+        scheduleMarkRead();
+      }
+    });
     renderAll();
-    await loadMessages(chatId);
-    el.messageText.focus();
-  }
-
-  function closeChat() {
-    state.currentChatId = null;
-    state.messages = new Map();
-    state.hasOlder = false;
-    state.typingUsers.clear();
-    queueRender();
-  }
-
-  async function loadMessages(chatId) {
-    const res = await api("GET", `/chats/${chatId}/messages?limit=${PAGE_SIZE}`);
-    if (state.currentChatId !== chatId) return;
-    state.messages = new Map(res.messages.map((m) => [m.id, m]));
-    state.hasOlder = res.has_more;
+    await win.start();
+    if (state.window !== win) return;
     renderAll();
     scrollToBottom();
     scheduleMarkRead();
+    el.messageText.focus();
   }
-
+  function closeChat() {
+    state.window?.stop();
+    state.window = null;
+    state.currentChatId = null;
+    state.typingUsers.clear();
+    queueRender();
+  }
+  function lastStoredId(entries) {
+    let last = 0;
+    for (const e of entries) if (e.kind === "message" && e.message.id > last) last = e.message.id;
+    return last;
+  }
   async function loadOlder() {
-    const chatId = state.currentChatId;
-    if (chatId === null || state.messages.size === 0) return;
-    const first = Math.min(...state.messages.keys());
+    const win = state.window;
+    if (!win) return;
     try {
-      const res = await api("GET", `/chats/${chatId}/messages?limit=${PAGE_SIZE}&before=${first}`);
-      if (state.currentChatId !== chatId) return;
       const oldHeight = el.messages.scrollHeight;
-      for (const m of res.messages) state.messages.set(m.id, m);
-      state.hasOlder = res.has_more;
-      renderMessages();
+      await win.loadOlder();
       el.messages.scrollTop += el.messages.scrollHeight - oldHeight;
     } catch (err) {
       showError(err);
     }
   }
-
-  /** A message we learned about: from the socket, or from our own send. Idempotent. */
-  function onMessage(m) {
-    if (!m || typeof m.id !== "number") return;
-    const chat = state.chats.get(m.chat_id);
-    if (!chat) {
-      refetchChat(m.chat_id);
-    } else if (!chat.last_message || m.id > chat.last_message.id) {
-      chat.last_message = m;
-      const mine = state.me && m.sender_id === state.me.id;
-      if (!mine && m.chat_id !== state.currentChatId) chat.unread_count = (chat.unread_count || 0) + 1;
-    }
-    if (m.chat_id === state.currentChatId) {
-      const atBottom = isAtBottom();
-      state.messages.set(m.id, m);
-      state.typingUsers.delete(m.sender_id);
-      renderMessages();
-      renderTyping();
-      if (atBottom || (state.me && m.sender_id === state.me.id)) scrollToBottom();
-      scheduleMarkRead();
-    }
-    queueRender();
-  }
-
-  function onMessageEdited(m) {
-    if (!m || typeof m.id !== "number") return;
-    const chat = state.chats.get(m.chat_id);
-    if (chat && chat.last_message && chat.last_message.id === m.id) chat.last_message = m;
-    if (m.chat_id === state.currentChatId && state.messages.has(m.id)) state.messages.set(m.id, m);
-    queueRender();
-  }
-
-  function onMessageDeleted(p) {
-    if (p.chat_id === state.currentChatId) state.messages.delete(p.id);
-    const chat = state.chats.get(p.chat_id);
-    if (chat && chat.last_message && chat.last_message.id === p.id) refetchChat(p.chat_id);
-    queueRender();
-  }
-
-  function onRead(p) {
-    if (!state.me || p.user_id !== state.me.id) return; // others' receipts are not shown
-    const chat = state.chats.get(p.chat_id);
-    if (!chat) return;
-    if (chat.last_read_message_id === null || p.message_id > chat.last_read_message_id) {
-      // Read on another device: the server knows the exact unread count.
-      refetchChat(p.chat_id);
-    }
-  }
-
   async function sendMessage() {
-    const chatId = state.currentChatId;
+    const win = state.window;
     const text = el.messageText.value;
-    if (chatId === null || text.trim() === "") return;
-    // One client_id per message, reused by the retries: the server answers a repeat with
-    // the original message instead of storing it twice.
-    const clientId = newClientId();
-    el.send.disabled = true;
+    if (!win || text.trim() === "") return;
+    el.messageText.value = "";
     try {
-      const m = await withNetworkRetry(
-        () => api("POST", `/chats/${chatId}/messages`, { text, client_id: clientId }),
-        3,
-      );
+      await win.send(text);
       clearError();
-      if (el.messageText.value === text) el.messageText.value = "";
-      onMessage(m);
+      scrollToBottom();
     } catch (err) {
+      if (el.messageText.value === "") el.messageText.value = text;
       showError(err);
     } finally {
-      updateComposer();
       el.messageText.focus();
     }
   }
-
   function scheduleMarkRead() {
     clearTimeout(state.readTimer);
-    state.readTimer = setTimeout(markRead, 300);
+    state.readTimer = setTimeout(() => void markRead(), 300);
   }
-
   async function markRead() {
     const chatId = state.currentChatId;
-    const chat = state.chats.get(chatId);
-    if (!chat || state.messages.size === 0) return;
-    const last = Math.max(...state.messages.keys());
-    // Only messages from others make a read receipt worth sending.
+    const chat = chatId === null ? void 0 : state.chats?.get(chatId);
+    const win = state.window;
+    if (!chat || !win || !state.me || chatId === null) return;
+    const me = state.me.id;
     let lastFromOthers = 0;
-    for (const m of state.messages.values()) {
-      if (m.sender_id !== state.me.id && m.id > lastFromOthers) lastFromOthers = m.id;
+    for (const e of win.entries) {
+      if (e.kind === "message" && e.message.sender_id !== me && e.message.id > lastFromOthers) lastFromOthers = e.message.id;
     }
-    if (lastFromOthers === 0
-      || (chat.last_read_message_id !== null && chat.last_read_message_id >= lastFromOthers)) {
-      if (chat.unread_count) { chat.unread_count = 0; queueRender(); }
-      return;
-    }
+    if (lastFromOthers === 0 || (chat.last_read_message_id ?? 0) >= lastFromOthers) return;
     try {
-      await api("POST", `/chats/${chatId}/read`, { message_id: last });
-      chat.last_read_message_id = last;
-      chat.unread_count = 0;
-      queueRender();
-    } catch (_) {
-      // Not worth bothering the user: the next message or refresh marks it again.
+      await client.chats.markRead(chatId, lastStoredId(win.entries));
+    } catch {
     }
   }
-
-  // ---------------------------------------------------------------------------------------
-  // Typing
-  // ---------------------------------------------------------------------------------------
   function onTyping(p) {
     if (p.chat_id !== state.currentChatId || !state.me || p.user_id === state.me.id) return;
     clearTimeout(state.typingUsers.get(p.user_id));
-    state.typingUsers.set(p.user_id, setTimeout(() => {
-      state.typingUsers.delete(p.user_id);
-      renderTyping();
-    }, TYPING_SHOW_MS));
+    state.typingUsers.set(
+      p.user_id,
+      setTimeout(() => {
+        state.typingUsers.delete(p.user_id);
+        renderTyping();
+      }, TYPING_SHOW_MS)
+    );
     renderTyping();
   }
-
   function onComposerInput() {
     if (state.currentChatId === null) return;
     const now = Date.now();
     if (now - state.lastTypingSentAt < TYPING_SEND_EVERY_MS) return;
     state.lastTypingSentAt = now;
-    sendFrame({ type: "typing", payload: { chat_id: state.currentChatId } });
+    client.events.typing(state.currentChatId);
   }
-
-  // ---------------------------------------------------------------------------------------
-  // Users
-  // ---------------------------------------------------------------------------------------
-  /** A user's name if known; otherwise fetches it and renders again when it arrives. */
   function userName(id) {
     const u = state.users.get(id);
-    if (u && u.name) return u.name;
-    if (!u) {
-      state.users.set(id, { pending: true });
-      api("GET", `/users/${id}`)
-        .then((user) => { state.users.set(id, user); queueRender(); })
-        .catch(() => { state.users.set(id, { name: `user #${id}` }); });
+    if (u) return u.name;
+    if (u === void 0) {
+      state.users.set(id, null);
+      client.users.get(id).then((user) => {
+        state.users.set(id, user);
+        queueRender();
+      }).catch(() => void 0);
     }
     return `user #${id}`;
   }
-
   async function searchUsers() {
     const q = el.userSearch.value.trim();
     try {
-      const res = await api("GET", `/users?${new URLSearchParams({ q, limit: "20" })}`);
+      const res = await client.users.list({ q, limit: 20 });
       el.userResults.replaceChildren();
       for (const u of res.users) {
         state.users.set(u.id, u);
@@ -786,10 +1871,6 @@
       showError(err);
     }
   }
-
-  // ---------------------------------------------------------------------------------------
-  // Rendering
-  // ---------------------------------------------------------------------------------------
   function queueRender() {
     if (state.renderQueued) return;
     state.renderQueued = true;
@@ -798,7 +1879,6 @@
       renderAll();
     });
   }
-
   function renderAll() {
     renderChatList();
     renderHeader();
@@ -806,28 +1886,26 @@
     renderTyping();
     updateComposer();
   }
-
   function renderChatList() {
-    const chats = [...state.chats.values()].sort(
-      (a, b) => chatActivity(b) - chatActivity(a) || b.id - a.id,
+    const chats = state.chats?.list ?? [];
+    el.chatList.replaceChildren(
+      ...chats.map((c) => {
+        const li = node("li", c.id === state.currentChatId ? "active" : "");
+        li.dataset.chatId = String(c.id);
+        const b = node("button", c.is_active ? "" : "inactive");
+        b.type = "button";
+        b.dataset.chatId = String(c.id);
+        b.title = c.last_message ? c.last_message.text.slice(0, 80) : "no messages yet";
+        b.append(node("span", "chat-name", chatName(c)));
+        if (c.unread_count > 0 && c.id !== state.currentChatId) b.append(node("span", "unread", String(c.unread_count)));
+        li.append(b);
+        return li;
+      })
     );
-    el.chatList.replaceChildren(...chats.map((c) => {
-      const li = node("li", c.id === state.currentChatId ? "active" : "");
-      li.dataset.chatId = String(c.id);
-      const b = node("button", c.is_active ? "" : "inactive");
-      b.type = "button";
-      b.dataset.chatId = String(c.id);
-      b.title = c.last_message ? c.last_message.text.slice(0, 80) : "no messages yet";
-      b.append(node("span", "chat-name", chatName(c)));
-      if (c.unread_count > 0) b.append(node("span", "unread", String(c.unread_count)));
-      li.append(b);
-      return li;
-    }));
     el.chatListEmpty.hidden = chats.length > 0;
   }
-
   function renderHeader() {
-    const chat = state.chats.get(state.currentChatId);
+    const chat = state.currentChatId === null ? void 0 : state.chats?.get(state.currentChatId);
     if (!chat) {
       el.chatTitle.textContent = "Pick a chat";
       delete el.chatTitle.dataset.chatId;
@@ -837,56 +1915,55 @@
     }
     el.chatTitle.textContent = chatName(chat) + (chat.is_active ? "" : " (inactive)");
     el.chatTitle.dataset.chatId = String(chat.id);
-    el.chatMembers.textContent = `${chat.type} chat #${chat.id} · members: ` +
-      chat.participant_ids.map((id) => `${userName(id)} (#${id})`).join(", ");
-    el.loadOlder.hidden = !state.hasOlder;
+    el.chatMembers.textContent = `${chat.type} chat #${chat.id} · members: ` + chat.participant_ids.map((id) => `${userName(id)} (#${id})`).join(", ");
+    el.loadOlder.hidden = !state.window?.hasOlder;
   }
-
   function renderMessages() {
-    const sorted = [...state.messages.values()].sort((a, b) => a.id - b.id);
-    el.messages.replaceChildren(...sorted.map((m) => {
-      const mine = state.me && m.sender_id === state.me.id;
-      const li = node("li", mine ? "message mine" : "message");
-      li.dataset.messageId = String(m.id);
-      li.dataset.senderId = String(m.sender_id);
-      const meta = node("div", "meta");
-      meta.append(node("span", "sender", mine ? "you" : userName(m.sender_id)), " · ");
-      const time = node("time", "", formatTime(m.created_at));
-      time.dateTime = m.created_at;
-      meta.append(time);
-      if (m.edited_at) meta.append(node("span", "edited", " (edited)"));
-      li.append(meta, node("div", "text", m.text));
-      return li;
-    }));
-    el.loadOlder.hidden = !state.hasOlder || state.currentChatId === null;
+    const entries = state.window?.entries ?? [];
+    const me = state.me?.id;
+    el.messages.replaceChildren(
+      ...entries.map((e) => {
+        if (e.kind === "pending") {
+          const li2 = node("li", "message mine pending");
+          li2.dataset.clientId = e.pending.clientId;
+          const meta2 = node("div", "meta", e.pending.lastError ? "you · retrying…" : "you · sending…");
+          li2.append(meta2, node("div", "text", e.pending.text));
+          return li2;
+        }
+        const m = e.message;
+        const mine = m.sender_id === me;
+        const li = node("li", mine ? "message mine" : "message");
+        li.dataset.messageId = String(m.id);
+        li.dataset.senderId = String(m.sender_id);
+        const meta = node("div", "meta");
+        meta.append(node("span", "sender", mine ? "you" : userName(m.sender_id)), " · ");
+        const time = node("time", "", formatTime(m.created_at));
+        time.dateTime = m.created_at;
+        meta.append(time);
+        if (m.edited_at) meta.append(node("span", "edited", " (edited)"));
+        li.append(meta, node("div", "text", m.text));
+        return li;
+      })
+    );
+    el.loadOlder.hidden = !state.window?.hasOlder;
   }
-
   function renderTyping() {
     const names = [...state.typingUsers.keys()].map(userName);
-    el.typing.textContent = names.length === 0 ? ""
-      : `${names.join(", ")} ${names.length === 1 ? "is" : "are"} typing…`;
+    el.typing.textContent = names.length === 0 ? "" : `${names.join(", ")} ${names.length === 1 ? "is" : "are"} typing…`;
   }
-
   function updateComposer() {
-    const chat = state.chats.get(state.currentChatId);
-    const usable = Boolean(chat && chat.is_active);
+    const chat = state.currentChatId === null ? void 0 : state.chats?.get(state.currentChatId);
+    const usable = Boolean(chat?.is_active);
     el.messageText.disabled = !usable;
     el.send.disabled = !usable;
-    el.messageText.placeholder = !chat ? "Pick a chat first"
-      : chat.is_active ? "Write a message" : "This chat is inactive";
+    el.messageText.placeholder = !chat ? "Pick a chat first" : chat.is_active ? "Write a message" : "This chat is inactive";
   }
-
   function isAtBottom() {
     return el.messages.scrollHeight - el.messages.scrollTop - el.messages.clientHeight < 40;
   }
-
   function scrollToBottom() {
     el.messages.scrollTop = el.messages.scrollHeight;
   }
-
-  // ---------------------------------------------------------------------------------------
-  // Wiring
-  // ---------------------------------------------------------------------------------------
   async function authAction(action) {
     clearError();
     const email = el.email.value.trim();
@@ -913,42 +1990,42 @@
       el.register.disabled = false;
     }
   }
-
-  el.authForm.addEventListener("submit", (ev) => { ev.preventDefault(); authAction("login"); });
-  el.register.addEventListener("click", () => authAction("register"));
-  el.logout.addEventListener("click", async () => {
-    try { await api("POST", "/auth/logout", {}); } catch (_) { /* signing out anyway */ }
+  el.authForm.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    void authAction("login");
+  });
+  el.register.addEventListener("click", () => void authAction("register"));
+  el.logout.addEventListener("click", () => {
+    client.auth.logout().catch(() => void 0);
     signOut();
   });
-  el.refreshChats.addEventListener("click", () => loadChats().catch(showError));
-  el.newChatForm.addEventListener("submit", (ev) => { ev.preventDefault(); createChat(); });
-  el.userSearchForm.addEventListener("submit", (ev) => { ev.preventDefault(); searchUsers(); });
+  el.refreshChats.addEventListener("click", () => void state.chats?.load().catch(showError));
+  el.newChatForm.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    void createChat();
+  });
+  el.userSearchForm.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    void searchUsers();
+  });
   el.chatList.addEventListener("click", (ev) => {
     const b = ev.target.closest("button[data-chat-id]");
     if (b) openChat(Number(b.dataset.chatId)).catch(showError);
   });
-  el.loadOlder.addEventListener("click", loadOlder);
-  el.messageForm.addEventListener("submit", (ev) => { ev.preventDefault(); sendMessage(); });
-  el.messageText.addEventListener("input", onComposerInput);
-  // Come back to life quickly when the network returns instead of waiting out the backoff.
-  window.addEventListener("online", () => {
-    if (state.wantSocket && !state.ws) scheduleReconnect(0);
+  el.loadOlder.addEventListener("click", () => void loadOlder());
+  el.messageForm.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    void sendMessage();
   });
-
-  // Resume the session of this tab after a reload.
-  (function resume() {
-    let saved = null;
-    try { saved = JSON.parse(sessionStorage.getItem(STORAGE_KEY) || "null"); } catch (_) { saved = null; }
-    if (!saved || !saved.access_token) {
-      setStatus("offline", "offline");
+  el.messageText.addEventListener("input", onComposerInput);
+  void client.ready().then(() => {
+    if (!client.auth.signedIn) {
+      setStatus("idle");
       return;
     }
-    state.accessToken = saved.access_token;
-    state.refreshToken = saved.refresh_token;
-    state.accessExpiresAt = Number(saved.expires_at) || 0;
     startSession().catch((err) => {
-      if (err instanceof ApiError) signOut("Please log in again.");
+      if (err instanceof RtchatError && err.status === 401) signOut("Please log in again.");
       else showError(err);
     });
-  })();
+  });
 })();
