@@ -18,6 +18,11 @@ export type ValidationError = Error & {
   errors: FieldError[];
 };
 
+export type ResyncRequiredError = Error & {
+  code?: "resync_required";
+  seq: number;
+};
+
 export type FieldError = {
   field: string;
   message: string;
@@ -235,6 +240,9 @@ export type ErrorFrame = {
 
 export type ResyncRequiredFrame = {
   type: "resync_required";
+  payload: {
+    seq: number;
+  };
 };
 
 export type ClientFrame = PingFrame | TypingRequestFrame;
