@@ -15,7 +15,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
-use crate::error::ApiError;
+use crate::store::{sessions, StoreResult};
 
 /// Tokens longer than this are refused before any parsing (ours are ~200 bytes).
 pub const MAX_TOKEN_LEN: usize = 4096;
@@ -28,6 +28,37 @@ const EXP_LEEWAY_SECS: u64 = 60;
 /// every request for its lifetime, so one verification serves them all. 8,192 entries of
 /// ~300 bytes is ~2.5 MiB; when full, the cache starts over (every client re-verifies once).
 const VERIFIED_CACHE: usize = 8192;
+
+/// Why a token is refused (the edge's 401, with `reason` as its detail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    /// Longer than `MAX_TOKEN_LEN`: refused before any parsing.
+    TooLong,
+    /// Its `exp` (plus the leeway) has passed.
+    Expired,
+    /// Malformed, wrongly signed, another algorithm, or claims that are not ours.
+    Invalid,
+}
+
+impl TokenError {
+    /// What the client is told.
+    pub fn reason(self) -> &'static str {
+        match self {
+            TokenError::TooLong => "the token is too long",
+            TokenError::Expired => "the token has expired",
+            TokenError::Invalid => "the token is invalid",
+        }
+    }
+}
+
+/// What signing a token or hashing a password can fail with.
+#[derive(Debug)]
+pub enum CredentialError {
+    /// Every password hashing thread is busy and their queue is full: retry shortly.
+    Busy,
+    /// A fault of rtchat's own (signing, hashing, a hashing job that panicked).
+    Bug(String),
+}
 
 /// The claims of an rtchat access token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -85,7 +116,7 @@ impl Auth {
     }
 
     /// A new access token for `user_id` in session `session_id`.
-    pub fn issue(&self, user_id: i64, session_id: i64) -> Result<String, ApiError> {
+    pub fn issue(&self, user_id: i64, session_id: i64) -> Result<String, CredentialError> {
         let now = unix_now();
         let claims = Claims {
             sub: user_id.to_string(),
@@ -94,13 +125,13 @@ impl Auth {
             sid: session_id,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| ApiError::Internal(format!("jwt encode: {e}")))
+            .map_err(|e| CredentialError::Bug(format!("jwt encode: {e}")))
     }
 
     /// Checks a token's signature, algorithm and expiry.
-    pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
+    pub fn verify(&self, token: &str) -> Result<Caller, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
-            return Err(ApiError::Unauthorized("the token is too long"));
+            return Err(TokenError::TooLong);
         }
         let cached = self
             .verified
@@ -111,7 +142,7 @@ impl Auth {
         if let Some(caller) = cached {
             // The same rule as jsonwebtoken's: expired once now > exp + leeway.
             if unix_now() > caller.expires_at.saturating_add(EXP_LEEWAY_SECS) {
-                return Err(ApiError::Unauthorized("the token has expired"));
+                return Err(TokenError::Expired);
             }
             return Ok(caller);
         }
@@ -124,13 +155,11 @@ impl Auth {
         Ok(caller)
     }
 
-    fn verify_signature(&self, token: &str) -> Result<Caller, ApiError> {
+    fn verify_signature(&self, token: &str) -> Result<Caller, TokenError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                    ApiError::Unauthorized("the token has expired")
-                }
-                _ => ApiError::Unauthorized("the token is invalid"),
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
             })?;
         let user_id = data
             .claims
@@ -138,7 +167,7 @@ impl Auth {
             .parse::<i64>()
             .ok()
             .filter(|id| *id > 0)
-            .ok_or(ApiError::Unauthorized("the token is invalid"))?;
+            .ok_or(TokenError::Invalid)?;
         Ok(Caller {
             user_id,
             session_id: data.claims.sid,
@@ -146,9 +175,9 @@ impl Auth {
         })
     }
 
-    /// An argon2id PHC string for `password`, computed on a hashing thread; 503 when too
+    /// An argon2id PHC string for `password`, computed on a hashing thread; `Busy` when too
     /// many hashes are waiting already.
-    pub async fn hash_password(&self, password: String) -> Result<String, ApiError> {
+    pub async fn hash_password(&self, password: String) -> Result<String, CredentialError> {
         hasher::Pool::global()
             .run(move |area| {
                 let mut salt = [0u8; 16];
@@ -165,7 +194,7 @@ impl Auth {
         &self,
         password: String,
         hash: Option<String>,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, CredentialError> {
         let known = hash.is_some();
         let hash = match hash {
             Some(h) => h,
@@ -186,17 +215,13 @@ impl Auth {
     }
 }
 
-/// Sessions deleted per statement, so retention never holds long locks or builds one huge
-/// transaction (each session takes its refresh tokens with it, up to ~48 a day of its life).
-const SESSION_PRUNE_BATCH: u64 = 1000;
-
 /// How long an ended session is kept beyond the last moment a token of it could still be
 /// accepted: `exp` is stamped by a server's clock, `expires_at` and `revoked_at` by
 /// PostgreSQL's, and the two may disagree.
 const SESSION_PRUNE_MARGIN: Duration = Duration::from_secs(3600);
 
-/// Deletes the login sessions that no token can use any more, with their refresh tokens (by
-/// the foreign key's cascade); returns how many sessions went.
+/// Deletes the login sessions that no token can use any more, with their refresh tokens;
+/// returns how many sessions went.
 ///
 /// A session is kept while an access token of it may still be presented: after it expires,
 /// the tokens of its last refresh live one access-token lifetime more; after it is revoked,
@@ -205,29 +230,9 @@ const SESSION_PRUNE_MARGIN: Duration = Duration::from_secs(3600);
 /// sessions that ended longer ago than the lifetime, the leeway and `SESSION_PRUNE_MARGIN`
 /// are deleted: every token they ever issued is refused as expired, and no process would
 /// load their revocation any more.
-pub async fn prune_sessions(
-    client: &impl GenericClient,
-    token_ttl: Duration,
-) -> Result<u64, ApiError> {
-    let ended_before =
-        (token_ttl + Duration::from_secs(EXP_LEEWAY_SECS) + SESSION_PRUNE_MARGIN).as_secs_f64();
-    let statement = client
-        .prepare_cached(&format!(
-            "DELETE FROM sessions WHERE id = ANY(ARRAY(
-                 SELECT id FROM sessions
-                 WHERE expires_at < now() - make_interval(secs => $1)
-                    OR revoked_at < now() - make_interval(secs => $1)
-                 LIMIT {SESSION_PRUNE_BATCH}))"
-        ))
-        .await?;
-    let mut pruned = 0;
-    loop {
-        let n = client.execute(&statement, &[&ended_before]).await?;
-        pruned += n;
-        if n < SESSION_PRUNE_BATCH {
-            return Ok(pruned);
-        }
-    }
+pub async fn prune_sessions(client: &impl GenericClient, token_ttl: Duration) -> StoreResult<u64> {
+    let ended = token_ttl + Duration::from_secs(EXP_LEEWAY_SECS) + SESSION_PRUNE_MARGIN;
+    sessions::prune(client, ended).await
 }
 
 /// A new refresh token (random, URL-safe) and the SHA-256 under which it is stored.
@@ -305,10 +310,7 @@ mod tests {
             .get_mut(token.as_str())
             .unwrap()
             .expires_at = unix_now() - EXP_LEEWAY_SECS - 1;
-        assert!(matches!(
-            auth.verify(&token),
-            Err(ApiError::Unauthorized("the token has expired"))
-        ));
+        assert!(matches!(auth.verify(&token), Err(TokenError::Expired)));
         // Within the leeway it still works, as jsonwebtoken's own check says.
         auth.verified
             .lock()

@@ -267,10 +267,65 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// A limiter's refusal: 429 with how long to wait.
+impl From<crate::limits::RateLimited> for ApiError {
+    fn from(e: crate::limits::RateLimited) -> Self {
+        ApiError::RateLimited(e.0)
+    }
+}
+
+/// A login not admitted: 429 at its limit, else the store's answer.
+impl From<crate::limits::LoginRefused> for ApiError {
+    fn from(e: crate::limits::LoginRefused) -> Self {
+        match e {
+            crate::limits::LoginRefused::RateLimited(limited) => limited.into(),
+            crate::limits::LoginRefused::Store(e) => e.into(),
+        }
+    }
+}
+
+/// A refused token: 401 saying why.
+impl From<crate::auth::TokenError> for ApiError {
+    fn from(e: crate::auth::TokenError) -> Self {
+        ApiError::Unauthorized(e.reason())
+    }
+}
+
+/// Signing or hashing failed: 503 when the hashers are busy, else a bug.
+impl From<crate::auth::CredentialError> for ApiError {
+    fn from(e: crate::auth::CredentialError) -> Self {
+        match e {
+            crate::auth::CredentialError::Busy => ApiError::ServerBusy(HASHERS_BUSY),
+            crate::auth::CredentialError::Bug(why) => ApiError::Internal(why),
+        }
+    }
+}
+
+/// A session that may not be trusted: 401 when it ended, 503 while revocations may be
+/// missing.
+impl From<crate::revocation::Untrusted> for ApiError {
+    fn from(e: crate::revocation::Untrusted) -> Self {
+        match e {
+            crate::revocation::Untrusted::Ended => ApiError::Unauthorized("the session has ended"),
+            crate::revocation::Untrusted::CatchingUp => ApiError::CatchingUp,
+        }
+    }
+}
+
+/// A chat write's turn did not come in its bounded wait.
+impl From<crate::gate::TurnTimedOut> for ApiError {
+    fn from(_: crate::gate::TurnTimedOut) -> Self {
+        ApiError::ServerBusy(CHAT_BUSY)
+    }
+}
+
 /// Why a chat write answers `server_busy`: it waited its bounded time for its turn.
 pub const CHAT_BUSY: &str = "busy with other changes to the same chat: retry shortly";
 /// Why a WebSocket upgrade answers `server_busy`: the process holds its maximum of sockets.
 pub const SOCKETS_FULL: &str = "the server holds its maximum of sockets: try again later";
+
+/// Why a login or registration answers `server_busy`: the password hashers' queue is full.
+pub const HASHERS_BUSY: &str = "too many password checks in progress: retry shortly";
 
 /// A JSON response with the given status.
 pub fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Body> {
@@ -299,3 +354,51 @@ pub fn allow(methods: &[hyper::Method]) -> String {
 
 /// The result type of every handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod component_error_tests {
+    use super::*;
+
+    #[test]
+    fn busy_password_hashers_are_a_503_server_busy_with_retry_after() {
+        let e = ApiError::from(crate::auth::CredentialError::Busy);
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.code(), "server_busy");
+        assert_eq!(e.detail(), HASHERS_BUSY);
+        assert!(e.into_response().headers().contains_key(RETRY_AFTER));
+    }
+
+    /// The components' own errors keep the answers they gave when they built `ApiError`s.
+    #[test]
+    fn component_errors_keep_their_status_code_detail_and_headers() {
+        use crate::auth::TokenError;
+        use crate::revocation::Untrusted;
+        let limited = ApiError::from(crate::limits::RateLimited(Duration::from_millis(1500)));
+        assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(limited.code(), "rate_limited");
+        assert_eq!(limited.into_response().headers()[RETRY_AFTER], "2");
+        for (token, detail) in [
+            (TokenError::TooLong, "the token is too long"),
+            (TokenError::Expired, "the token has expired"),
+            (TokenError::Invalid, "the token is invalid"),
+        ] {
+            let e = ApiError::from(token);
+            assert_eq!((e.code(), e.detail().as_str()), ("unauthorized", detail));
+            assert!(e.into_response().headers().contains_key(WWW_AUTHENTICATE));
+        }
+        let ended = ApiError::from(Untrusted::Ended);
+        assert_eq!(ended.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(ended.detail(), "the session has ended");
+        assert!(matches!(
+            ApiError::from(Untrusted::CatchingUp),
+            ApiError::CatchingUp
+        ));
+        let busy = ApiError::from(crate::gate::TurnTimedOut);
+        assert_eq!(
+            (busy.code(), busy.detail().as_str()),
+            ("server_busy", CHAT_BUSY)
+        );
+        let bug = ApiError::from(crate::auth::CredentialError::Bug("x".into()));
+        assert_eq!(bug.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

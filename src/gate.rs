@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use tokio::sync::{Mutex as TurnLock, OwnedMutexGuard};
 
-use crate::error::ApiError;
+/// A key's turn did not come within the wait: others held or awaited it all that time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TurnTimedOut;
 
 /// One turn at a time per key. A key is remembered only while someone holds or awaits its
 /// turn, so the map holds at most as many keys as there are requests in flight.
@@ -35,9 +37,9 @@ impl<K: Hash + Eq + Clone> Default for Gates<K> {
 }
 
 impl<K: Hash + Eq + Clone> Gates<K> {
-    /// Waits for `key`'s turn, at most `wait`; `ApiError::ServerBusy(crate::error::CHAT_BUSY)` when it does not come in time.
-    /// Turns are handed out first come, first served.
-    pub async fn turn(&self, key: K, wait: Duration) -> Result<Turn<'_, K>, ApiError> {
+    /// Waits for `key`'s turn, at most `wait` (the edge answers `server_busy` when it does
+    /// not come in time). Turns are handed out first come, first served.
+    pub async fn turn(&self, key: K, wait: Duration) -> Result<Turn<'_, K>, TurnTimedOut> {
         let lock = self
             .turns
             .lock()
@@ -49,7 +51,7 @@ impl<K: Hash + Eq + Clone> Gates<K> {
         // is dropped here, and the holder of the turn forgets the key if nobody else waits.
         let guard = tokio::time::timeout(wait, lock.lock_owned())
             .await
-            .map_err(|_| ApiError::ServerBusy(crate::error::CHAT_BUSY))?;
+            .map_err(|_| TurnTimedOut)?;
         Ok(Turn {
             gates: self,
             key,
@@ -94,7 +96,7 @@ mod tests {
         // The same key waits, and gives up after its bound.
         assert!(matches!(
             gates.turn(1, Duration::from_millis(20)).await,
-            Err(ApiError::ServerBusy(crate::error::CHAT_BUSY))
+            Err(TurnTimedOut)
         ));
         assert_eq!(gates.len(), 2);
         drop(first);

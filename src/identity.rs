@@ -11,6 +11,8 @@
 use unicode_normalization::UnicodeNormalization;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
+use crate::store::{users, StoreError};
+
 /// Legacy accounts given their key per statement at start-up.
 const BACKFILL_BATCH: i64 = 1000;
 
@@ -64,43 +66,22 @@ pub async fn backfill_email_keys(pool: &deadpool_postgres::Pool) -> Result<(), S
     let mut given = 0u64;
     let mut clashes = 0;
     loop {
-        let rows = client
-            .query(
-                "SELECT id, email FROM users WHERE email_key IS NULL AND id > $1 ORDER BY id LIMIT $2",
-                &[&after, &BACKFILL_BATCH],
-            )
+        let batch = users::without_email_key(&client, after, BACKFILL_BATCH)
             .await
             .map_err(|e| format!("email keys: {e}"))?;
-        let Some(last) = rows.last() else { break };
-        let last: i64 = last.get(0);
-        let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-        let keys: Vec<String> = rows.iter().map(|r| email_key(r.get(1))).collect();
-        // Within the batch the oldest of a key wins (DISTINCT ON ... ORDER BY id); against
-        // the table, a key held already stays with its holder.
-        let updated = client
-            .execute(
-                "UPDATE users u SET email_key = b.key
-                 FROM (SELECT DISTINCT ON (key) id, key
-                       FROM unnest($1::bigint[], $2::text[]) AS x(id, key)
-                       ORDER BY key, id) b
-                 WHERE u.id = b.id AND u.email_key IS NULL
-                   AND NOT EXISTS (SELECT 1 FROM users o WHERE o.email_key = b.key)",
-                &[&ids, &keys],
-            )
-            .await;
-        match updated {
+        let Some(&(last, _)) = batch.last() else {
+            break;
+        };
+        let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
+        let keys: Vec<String> = batch.iter().map(|(_, email)| email_key(email)).collect();
+        match users::give_email_keys(&client, &ids, &keys).await {
             Ok(n) => {
                 given += n;
                 after = last;
             }
             // A registration (or another process's backfill) took one of the keys meanwhile:
             // the batch again, whose NOT EXISTS now sees it.
-            Err(e)
-                if clashes < MAX_BACKFILL_CLASHES
-                    && e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
-            {
-                clashes += 1;
-            }
+            Err(StoreError::EmailTaken) if clashes < MAX_BACKFILL_CLASHES => clashes += 1,
             Err(e) => return Err(format!("email keys: {e}")),
         }
     }

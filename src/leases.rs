@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::ApiError;
-use crate::state::AppState;
+use deadpool_postgres::Pool;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{self, StoreResult};
 
 /// A lease lapses after this many renewal intervals without a renewal: one slow or failed
 /// renewal (a busy database, a pool briefly empty) must not make the others believe this
@@ -39,41 +41,30 @@ impl LiveProcesses {
     }
 }
 
-/// The number of live rtchat processes sharing this process's database (this one included).
-pub fn live_processes(state: &AppState) -> usize {
-    state.limits.live_processes.get()
-}
-
-/// Holds this process's lease until shutdown, then gives it up. Spawned once by `server::run`
-/// on the session tracker, so that shutdown waits for the lease to be deleted.
-pub async fn run(state: Arc<AppState>) {
+/// Holds this process's lease, renewed every `renew`, until `shutdown`, then gives it up;
+/// keeps `live` at the number of live processes. Spawned once by `server::run` on the
+/// session tracker, so that shutdown waits for the lease to be deleted.
+pub async fn run(pool: Pool, renew: Duration, live: LiveProcesses, shutdown: CancellationToken) {
     // Random, so processes need no coordination to pick one; 63 bits make a clash negligible.
     let process_id = (rand::random::<u64>() >> 1) as i64;
-    let renew = state.config.lease_renew;
     let ttl = renew * LEASE_TTL_RENEWALS;
     let mut tick = tokio::time::interval(renew);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = state.shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
-        match renew_lease(&state, process_id, ttl).await {
-            Ok(live) => state.limits.live_processes.set(live),
+        match renew_lease(&pool, process_id, ttl).await {
+            Ok(others) => live.set(1 + others),
             // The last count stays: better slightly stale than a wrong guess.
             Err(e) => tracing::warn!(error = ?e, "renewing the process lease failed"),
         }
     }
     // Deleted at once, so the others take back this process's share now, not after the TTL.
-    let released = async {
-        let client = state.db().await?;
-        client
-            .execute(
-                "DELETE FROM process_leases WHERE process_id = $1",
-                &[&process_id],
-            )
-            .await?;
-        Ok::<_, ApiError>(())
+    let released: StoreResult<()> = async {
+        let client = pool.get().await?;
+        store::leases::delete(&client, process_id).await
     }
     .await;
     if let Err(e) = released {
@@ -81,25 +72,8 @@ pub async fn run(state: Arc<AppState>) {
     }
 }
 
-/// Renews this process's lease, forgets lapsed ones, and counts the live ones (this included).
-async fn renew_lease(state: &AppState, process_id: i64, ttl: Duration) -> Result<usize, ApiError> {
-    let client = state.db().await?;
-    let statement = client
-        .prepare_cached(
-            "WITH mine AS (
-                 INSERT INTO process_leases (process_id, expires_at)
-                 VALUES ($1, now() + make_interval(secs => $2))
-                 ON CONFLICT ON CONSTRAINT process_leases_pkey
-                 DO UPDATE SET expires_at = EXCLUDED.expires_at
-             ), lapsed AS (
-                 DELETE FROM process_leases WHERE expires_at < now() AND process_id <> $1
-             )
-             SELECT count(*) FROM process_leases WHERE expires_at >= now() AND process_id <> $1",
-        )
-        .await?;
-    let others: i64 = client
-        .query_one(&statement, &[&process_id, &ttl.as_secs_f64()])
-        .await?
-        .get(0);
-    Ok(1 + others.max(0) as usize)
+/// Renews this process's lease, forgets lapsed ones, and counts the other live ones.
+async fn renew_lease(pool: &Pool, process_id: i64, ttl: Duration) -> StoreResult<usize> {
+    let client = pool.get().await?;
+    store::leases::renew(&client, process_id, ttl).await
 }

@@ -17,12 +17,13 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
-
-use crate::error::ApiError;
 use crate::leases::LiveProcesses;
 use crate::lru::Lru;
+use crate::store::login_attempts;
+
+mod login;
+
+pub use login::{prune_login_attempts, LoginRefused, LoginTicket};
 
 /// Keys a limiter remembers at most (a hard cap: past it the least recently used key is
 /// forgotten). A bucket is ~100 bytes with its key, so a full limiter is ~10 MiB.
@@ -41,6 +42,11 @@ const MAX_REFUSED_LOGIN_KEYS: usize = 100_000;
 
 /// The login window: failures are counted per 5 minutes.
 pub const LOGIN_WINDOW: Duration = Duration::from_secs(300);
+
+/// A request over its budget, and how long until one is allowed (the edge's 429 with
+/// `Retry-After`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimited(pub Duration);
 
 thread_local! {
     /// The live-process count of the `Limits` being built on this thread: every
@@ -90,8 +96,8 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         }
     }
 
-    /// Takes one token for `key`, or says how long until one is available (429).
-    pub fn check(&self, key: &K) -> Result<(), ApiError> {
+    /// Takes one token for `key`, or says how long until one is available.
+    pub fn check(&self, key: &K) -> Result<(), RateLimited> {
         let share = self.processes.get() as f64;
         let (rate, burst) = (self.rate / share, (self.burst / share).max(1.0));
         let now = Instant::now();
@@ -103,9 +109,7 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
             *tokens -= 1.0;
             Ok(())
         } else {
-            Err(ApiError::RateLimited(Duration::from_secs_f64(
-                (1.0 - *tokens) / rate,
-            )))
+            Err(RateLimited(Duration::from_secs_f64((1.0 - *tokens) / rate)))
         }
     }
 
@@ -138,9 +142,7 @@ pub struct Limits {
     /// Live rtchat processes (src/leases.rs keeps it current); every limiter above divides
     /// its budget by it.
     pub live_processes: LiveProcesses,
-    login_per_pair: i32,
-    login_per_email: i32,
-    login_per_addr: i32,
+    login_limits: login_attempts::Limits,
     /// Login keys PostgreSQL refused, until their window ends.
     login_refused: Mutex<Lru<String, Instant>>,
     /// Chat writes per user: every write that takes a chat's lock or creates a chat, other
@@ -151,15 +153,6 @@ pub struct Limits {
     pub chat_changes: Limiter<i64>,
     /// One write transaction per chat at a time in this process; the others wait in memory.
     pub chat_turns: crate::gate::Gates<i64>,
-}
-
-/// A login attempt admitted and counted as a failure; `Limits::login_succeeded` takes the
-/// count back, `Limits::login_failed` remembers the keys it filled.
-pub struct LoginTicket {
-    keys: Vec<String>,
-    windows: Vec<DateTime<Utc>>,
-    /// Keys this attempt brought to their limit, with when their window ends.
-    filled: Vec<(String, Instant)>,
 }
 
 impl Limits {
@@ -178,9 +171,11 @@ impl Limits {
                 config.rate_register_per_email,
             ),
             live_processes: live_processes.clone(),
-            login_per_pair: config.rate_login_per_email,
-            login_per_email: config.rate_login_per_email_global,
-            login_per_addr: config.rate_login_per_addr,
+            login_limits: login_attempts::Limits {
+                per_pair: config.rate_login_per_email,
+                per_email: config.rate_login_per_email_global,
+                per_addr: config.rate_login_per_addr,
+            },
             login_refused: Mutex::new(Lru::new(MAX_REFUSED_LOGIN_KEYS)),
             writes: Limiter::new(config.rate_writes_per_sec, config.rate_writes_burst),
             chat_changes: Limiter::new(
@@ -190,172 +185,6 @@ impl Limits {
             chat_turns: crate::gate::Gates::default(),
         }
     }
-
-    /// The counter keys of a login for `email_key` (see `identity::email_key`) from `addr`,
-    /// sorted so that two logins counting the same keys lock them in the same order.
-    fn login_keys(email_key: &str, addr: IpAddr) -> Vec<String> {
-        let addr = addr_key(addr);
-        let mut keys = vec![
-            format!("pair:{addr} {email_key}"),
-            format!("email:{email_key}"),
-            format!("addr:{addr}"),
-        ];
-        keys.sort();
-        keys
-    }
-
-    /// Admits a login attempt and counts it as a failure in PostgreSQL (shared by every
-    /// process), or answers 429 when any of its keys is at its limit for the current window.
-    /// A refused attempt writes nothing: keys this process knows to be refused are answered
-    /// from memory, and otherwise the count is rolled back.
-    pub async fn login_admit(
-        &self,
-        client: &mut deadpool_postgres::Object,
-        email_key: &str,
-        addr: IpAddr,
-    ) -> Result<LoginTicket, ApiError> {
-        let keys = Limits::login_keys(email_key, addr);
-        let now = Instant::now();
-        {
-            let mut refused = self.login_refused.lock().expect("login lock poisoned");
-            let wait = keys
-                .iter()
-                .filter_map(|k| refused.get_mut(k).map(|until| until.duration_since(now)))
-                .filter(|wait| !wait.is_zero())
-                .max();
-            if let Some(wait) = wait {
-                return Err(ApiError::RateLimited(wait));
-            }
-        }
-        let tx = client.transaction().await?;
-        // The increment happens only where the key is under its limit (or its window is
-        // over); a refused key's row is left as it is and reported with no count.
-        let statement = tx
-            .prepare_cached(
-                "WITH counted AS (
-                     INSERT INTO login_attempts AS la (key, window_start, attempts)
-                     SELECT k, now(), 1 FROM unnest($1::text[]) AS k ORDER BY k
-                     ON CONFLICT ON CONSTRAINT login_attempts_pkey DO UPDATE SET
-                         attempts = CASE WHEN la.window_start < now() - make_interval(secs => $2)
-                                         THEN 1 ELSE la.attempts + 1 END,
-                         window_start = CASE WHEN la.window_start < now() - make_interval(secs => $2)
-                                             THEN now() ELSE la.window_start END
-                     WHERE la.window_start < now() - make_interval(secs => $2)
-                        OR la.attempts < CASE split_part(la.key, ':', 1)
-                                             WHEN 'pair' THEN $3::int WHEN 'email' THEN $4::int ELSE $5::int END
-                     RETURNING la.key, la.attempts, la.window_start
-                 )
-                 SELECT k, c.attempts, c.window_start,
-                        extract(epoch FROM coalesce(c.window_start, old.window_start, now())
-                                           + make_interval(secs => $2) - now())::float8
-                 FROM unnest($1::text[]) AS k
-                 LEFT JOIN counted c ON c.key = k
-                 LEFT JOIN login_attempts old ON old.key = k",
-            )
-            .await?;
-        let rows = tx
-            .query(
-                &statement,
-                &[
-                    &keys,
-                    &LOGIN_WINDOW.as_secs_f64(),
-                    &self.login_per_pair,
-                    &self.login_per_email,
-                    &self.login_per_addr,
-                ],
-            )
-            .await?;
-        let mut ticket = LoginTicket {
-            keys: Vec::with_capacity(rows.len()),
-            windows: Vec::with_capacity(rows.len()),
-            filled: Vec::new(),
-        };
-        let mut refused = Vec::new();
-        for row in &rows {
-            let key: String = row.get(0);
-            let attempts: Option<i32> = row.get(1);
-            let window: Option<DateTime<Utc>> = row.get(2);
-            let remaining = Duration::from_secs_f64(row.get::<_, f64>(3).clamp(1.0, 3600.0));
-            let until = now + remaining;
-            match (attempts, window) {
-                (Some(attempts), Some(window)) => {
-                    if attempts >= self.login_limit(&key) {
-                        ticket.filled.push((key.clone(), until));
-                    }
-                    ticket.keys.push(key);
-                    ticket.windows.push(window);
-                }
-                _ => refused.push((key, until)),
-            }
-        }
-        if refused.is_empty() {
-            tx.commit().await?;
-            return Ok(ticket);
-        }
-        tx.rollback().await?;
-        let wait = refused
-            .iter()
-            .map(|(_, until)| until.duration_since(now))
-            .max();
-        self.remember_refused(refused);
-        Err(ApiError::RateLimited(wait.unwrap_or(LOGIN_WINDOW)))
-    }
-
-    /// The password was wrong: the attempt stays counted, and keys it brought to their
-    /// limit are refused from memory until their window ends.
-    pub fn login_failed(&self, ticket: LoginTicket) {
-        self.remember_refused(ticket.filled);
-    }
-
-    /// The password was right: takes the attempt's count back, in the caller's transaction
-    /// (the one creating the session), so only failures count.
-    pub async fn login_succeeded(
-        &self,
-        client: &impl GenericClient,
-        ticket: &LoginTicket,
-    ) -> Result<(), ApiError> {
-        let statement = client
-            .prepare_cached(
-                "UPDATE login_attempts la SET attempts = la.attempts - 1
-                 FROM unnest($1::text[], $2::timestamptz[]) AS r(k, w)
-                 WHERE la.key = r.k AND la.window_start = r.w AND la.attempts > 0",
-            )
-            .await?;
-        client
-            .execute(&statement, &[&ticket.keys, &ticket.windows])
-            .await?;
-        Ok(())
-    }
-
-    fn login_limit(&self, key: &str) -> i32 {
-        match key.split_once(':').map(|(kind, _)| kind) {
-            Some("pair") => self.login_per_pair,
-            Some("email") => self.login_per_email,
-            _ => self.login_per_addr,
-        }
-    }
-
-    fn remember_refused(&self, keys: Vec<(String, Instant)>) {
-        if keys.is_empty() {
-            return;
-        }
-        let mut refused = self.login_refused.lock().expect("login lock poisoned");
-        for (key, until) in keys {
-            *refused.get_or_insert_with(&key, || until) = until;
-        }
-    }
-}
-
-/// Forgets login counters whose window has passed.
-pub async fn prune_login_attempts(client: &impl GenericClient) -> Result<u64, ApiError> {
-    let statement = client
-        .prepare_cached(
-            "DELETE FROM login_attempts WHERE window_start < now() - make_interval(secs => $1)",
-        )
-        .await?;
-    Ok(client
-        .execute(&statement, &[&LOGIN_WINDOW.as_secs_f64()])
-        .await?)
 }
 
 #[cfg(test)]
@@ -369,7 +198,7 @@ mod tests {
             assert!(limiter.check(&1).is_ok());
         }
         match limiter.check(&1) {
-            Err(ApiError::RateLimited(wait)) => {
+            Err(RateLimited(wait)) => {
                 assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1))
             }
             other => panic!("expected 429, got {other:?}"),

@@ -324,7 +324,7 @@ async fn listen_once(
     // Revocations committed while we were not listening: their hints are gone. Read after
     // LISTEN, so one committed later arrives as a hint.
     let newly_revoked = async {
-        let client = state.db().await?;
+        let client = state.pool.get().await?;
         state.revoked.load(&client).await
     }
     .await

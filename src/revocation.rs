@@ -19,10 +19,19 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::GenericClient;
 
-use crate::error::ApiError;
+use crate::store::{sessions, StoreResult};
 
 /// Clock leeway of token expiry checks (see `auth`).
 const LEEWAY: Duration = Duration::from_secs(60);
+
+/// Why a token's session may not be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Untrusted {
+    /// The session was revoked (the edge's 401).
+    Ended,
+    /// This process may have missed a revocation (the edge's 503 with `Retry-After`).
+    CatchingUp,
+}
 
 pub struct Revoked {
     /// Session id → when the entry may be forgotten.
@@ -41,14 +50,14 @@ impl Revoked {
         }
     }
 
-    /// Whether a token of `session_id` may be trusted: 401 if the session was revoked, 503
+    /// Whether a token of `session_id` may be trusted: not if the session was revoked, nor
     /// while this process may have missed a revocation.
-    pub fn check(&self, session_id: i64) -> Result<(), ApiError> {
+    pub fn check(&self, session_id: i64) -> Result<(), Untrusted> {
         if self.contains(session_id) {
-            return Err(ApiError::Unauthorized("the session has ended"));
+            return Err(Untrusted::Ended);
         }
         if !self.current.load(Ordering::SeqCst) {
-            return Err(ApiError::CatchingUp);
+            return Err(Untrusted::CatchingUp);
         }
         Ok(())
     }
@@ -77,17 +86,9 @@ impl Revoked {
     }
 
     /// The sessions revoked recently enough that their tokens may still be presented.
-    pub async fn load(&self, client: &impl GenericClient) -> Result<Vec<i64>, ApiError> {
-        let statement = client
-            .prepare_cached(
-                "SELECT id FROM sessions
-                 WHERE revoked_at IS NOT NULL AND revoked_at > now() - make_interval(secs => $1)",
-            )
-            .await?;
-        let rows = client
-            .query(&statement, &[&self.keep.as_secs_f64()])
-            .await?;
-        let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    /// Adds them, and returns those that were not known yet.
+    pub async fn load(&self, client: &impl GenericClient) -> StoreResult<Vec<i64>> {
+        let ids = sessions::revoked_within(client, self.keep).await?;
         Ok(self.insert(&ids))
     }
 }

@@ -63,7 +63,12 @@ pub async fn run(
     // Not with the rest: requests still draining after shutdown wait for them.
     let writers = sends::spawn_writers(&state);
     // On the session tracker, so shutdown waits for the lease to be given up.
-    state.sessions.spawn(leases::run(state.clone()));
+    state.sessions.spawn(leases::run(
+        state.pool.clone(),
+        state.config.lease_renew,
+        state.limits.live_processes.clone(),
+        state.shutdown.clone(),
+    ));
 
     // HTTP/1.1 only. The auto builder's HTTP/2 sniff read the first bytes with no timeout
     // before hyper's header timer started, so `P` and silence held a connection slot forever;
@@ -239,25 +244,41 @@ async fn build_state(config: Config) -> Result<Arc<AppState>, String> {
 }
 
 /// Prunes events older than the retention window, login counters whose window has passed and
-/// login sessions no token can use any more; now and then every `PRUNE_INTERVAL`.
+/// login sessions no token can use any more; now and then every `PRUNE_INTERVAL`. Each is
+/// tried on its own: one failing leaves the others to do their part.
 async fn prune_events(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(PRUNE_INTERVAL);
     loop {
         tick.tick().await;
-        let result = async {
-            let client = state.db().await?;
-            limits::prune_login_attempts(&client).await?;
-            let sessions = auth::prune_sessions(&client, state.config.token_ttl).await?;
-            let events = events::prune(&client, state.config.event_retention).await?;
-            Ok::<_, crate::error::ApiError>((events, sessions))
-        }
-        .await;
-        match result {
-            Ok((0, 0)) => {}
-            Ok((events, sessions)) => {
-                tracing::info!(events, sessions, "pruned old events and ended sessions")
+        let client = match state.pool.get().await {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::warn!(error = ?e, "pruning failed");
+                continue;
             }
-            Err(e) => tracing::warn!(error = ?e, "pruning failed"),
+        };
+        logged(
+            "login attempts",
+            limits::prune_login_attempts(&client).await,
+        );
+        let sessions = logged(
+            "sessions",
+            auth::prune_sessions(&client, state.config.token_ttl).await,
+        );
+        let events = logged(
+            "events",
+            events::prune(&client, state.config.event_retention).await,
+        );
+        if events > 0 || sessions > 0 {
+            tracing::info!(events, sessions, "pruned old events and ended sessions");
         }
     }
+}
+
+/// How many rows a pruning step deleted; a failure is logged and counts none.
+fn logged<E: std::fmt::Debug>(what: &str, pruned: Result<u64, E>) -> u64 {
+    pruned.unwrap_or_else(|e| {
+        tracing::warn!(error = ?e, what, "pruning failed");
+        0
+    })
 }

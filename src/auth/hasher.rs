@@ -21,7 +21,7 @@ use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::oneshot;
 
-use crate::error::ApiError;
+use super::CredentialError;
 
 /// Hashing threads: one per core, but no more than this, since each keeps a 19 MiB work
 /// area for the life of the process and a login needs one hash, not a whole machine.
@@ -31,9 +31,6 @@ const MAX_THREADS: usize = 4;
 /// cores is about a second of work: past that a login or registration is answered 503 at
 /// once (the client retries later) instead of waiting in a queue that only grows.
 const QUEUE: usize = 64;
-
-/// Why a login or registration answers `server_busy` when the queue is full.
-const HASHERS_BUSY: &str = "too many password checks in progress: retry shortly";
 
 /// The 1 KiB blocks of one work area: enough for rtchat's own parameters (argon2's defaults).
 /// A stored hash with larger parameters is checked with a one-off allocation instead.
@@ -71,29 +68,29 @@ impl Pool {
         })
     }
 
-    /// Runs `f` on a hashing thread with its work area; a full queue is a 503.
+    /// Runs `f` on a hashing thread with its work area; a full queue is `Busy` at once.
     pub async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, CredentialError> {
         self.submit(f)?
             .await
-            .map_err(|_| ApiError::Internal("a password hashing job panicked".into()))
+            .map_err(|_| CredentialError::Bug("a password hashing job panicked".into()))
     }
 
     /// Queues `f` at once (or refuses it); the receiver gets its result.
     fn submit<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
-    ) -> Result<oneshot::Receiver<T>, ApiError> {
+    ) -> Result<oneshot::Receiver<T>, CredentialError> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |area| {
             let _ = tx.send(f(area));
         });
         self.jobs.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) => ApiError::ServerBusy(HASHERS_BUSY),
+            TrySendError::Full(_) => CredentialError::Busy,
             TrySendError::Disconnected(_) => {
-                ApiError::Internal("the password hashing threads are gone".into())
+                CredentialError::Bug("the password hashing threads are gone".into())
             }
         })?;
         Ok(rx)
@@ -135,8 +132,12 @@ fn compute(
 
 /// The PHC string of `password` with `salt` under rtchat's parameters (argon2's defaults),
 /// as `PasswordHasher::hash_password` writes it.
-pub fn hash(area: &mut Vec<Block>, password: &[u8], salt: Salt<'_>) -> Result<String, ApiError> {
-    let failed = |e: argon2::password_hash::Error| ApiError::Internal(format!("argon2: {e}"));
+pub fn hash(
+    area: &mut Vec<Block>,
+    password: &[u8],
+    salt: Salt<'_>,
+) -> Result<String, CredentialError> {
+    let failed = |e: argon2::password_hash::Error| CredentialError::Bug(format!("argon2: {e}"));
     let argon = Argon2::default();
     let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
     let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(failed)?;
@@ -276,16 +277,16 @@ mod tests {
             .unwrap();
         // The thread is busy: one job fits in the queue, the next is refused at once.
         let second = pool.submit(|_| 2).unwrap();
+        // The edge answers it 503 server_busy (error.rs tests the mapping).
         let refused = pool.submit(|_| 3).unwrap_err();
-        assert_eq!(refused.status(), hyper::StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(refused.code(), "server_busy");
+        assert!(matches!(refused, CredentialError::Busy), "{refused:?}");
         release.send(()).unwrap();
         assert_eq!(first.await.unwrap(), 1);
         assert_eq!(second.await.unwrap(), 2);
         // Free again, the pool takes work; a panicking job costs a 500, not the thread.
         assert!(matches!(
             pool.run(|_| panic!("boom")).await,
-            Err(ApiError::Internal(_))
+            Err(CredentialError::Bug(_))
         ));
         assert_eq!(pool.run(|_| 4).await.unwrap(), 4);
     }

@@ -8,7 +8,7 @@ use crate::auth::{new_refresh_token, refresh_token_hash};
 use crate::error::{ApiError, ApiResult, Body, FieldError};
 use crate::http::{created, no_content, ok, Ctx};
 use crate::identity::{display_email, email_key, is_hidden, name_has_hidden};
-use crate::model::{User, USER_COLUMNS};
+use crate::store::{sessions, users};
 
 /// Longest email accepted (RFC 5321's path limit).
 const MAX_EMAIL_CHARS: usize = 254;
@@ -94,33 +94,8 @@ pub async fn register(ctx: Ctx) -> ApiResult<Response<Body>> {
     ctx.state.limits.register_email.check(&key)?;
     let hash = ctx.state.auth.hash_password(body.password).await?;
     let client = ctx.state.db().await?;
-    let statement = client
-        .prepare_cached(&format!(
-            "INSERT INTO users (email, email_key, name, password_hash) VALUES ($1, $2, $3, $4) RETURNING {USER_COLUMNS}"
-        ))
-        .await?;
-    match client
-        .query_one(&statement, &[&display_email(&email), &key, &name, &hash])
-        .await
-    {
-        Ok(row) => created(&User::from_row(&row)),
-        // Taken under its key, or (an account from before keys, see `identity`) as typed.
-        Err(e)
-            if is_unique_violation(&e, "users_email_key_unique")
-                || is_unique_violation(&e, "users_email_key") =>
-        {
-            Err(ApiError::EmailTaken)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Whether `e` is a unique violation of the named constraint or index.
-pub fn is_unique_violation(e: &tokio_postgres::Error, constraint: &str) -> bool {
-    e.as_db_error().is_some_and(|db| {
-        db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION
-            && db.constraint() == Some(constraint)
-    })
+    let user = users::register(&client, &display_email(&email), &key, &name, &hash).await?;
+    created(&user)
 }
 
 #[derive(Deserialize)]
@@ -162,19 +137,9 @@ pub async fn login(ctx: Ctx) -> ApiResult<Response<Body>> {
         .limits
         .login_admit(&mut client, &key, ctx.client_addr)
         .await?;
-    // By key; an exact (case-insensitive) match first, for the accounts from before keys
-    // that share a key with an older one (see `identity`).
-    let statement = client
-        .prepare_cached(
-            "SELECT id, password_hash FROM users
-             WHERE email_key = $1 OR lower(email) = lower($2)
-             ORDER BY lower(email) = lower($2) DESC, id
-             LIMIT 1",
-        )
-        .await?;
-    let row = client.query_opt(&statement, &[&key, &email]).await?;
-    let (user_id, hash): (Option<i64>, Option<String>) = match &row {
-        Some(row) => (Some(row.get(0)), Some(row.get(1))),
+    // By key, or for the accounts from before keys by the exact address (see `identity`).
+    let (user_id, hash) = match users::find_login(&client, &key, &email).await? {
+        Some((id, hash)) => (Some(id), Some(hash)),
         None => (None, None),
     };
     drop(client); // no connection held across the slow hash
@@ -190,32 +155,19 @@ pub async fn login(ctx: Ctx) -> ApiResult<Response<Body>> {
     let mut client = ctx.state.db().await?;
     let tx = client.transaction().await?;
     ctx.state.limits.login_succeeded(&tx, &ticket).await?;
-    let statement = tx
-        .prepare_cached(
-            "INSERT INTO sessions (user_id, expires_at) VALUES ($1, now() + make_interval(secs => $2)) RETURNING id",
-        )
-        .await?;
-    let session_id: i64 = tx
-        .query_one(
-            &statement,
-            &[&user_id, &ctx.state.config.refresh_ttl.as_secs_f64()],
-        )
-        .await?
-        .get(0);
+    let session_id = sessions::create(&tx, user_id, ctx.state.config.refresh_ttl).await?;
     let refresh_token = store_refresh_token(&tx, session_id).await?;
     tx.commit().await?;
     token_pair(&ctx, user_id, session_id, refresh_token)
 }
 
+/// A new refresh token of `session_id`, stored by its hash.
 async fn store_refresh_token(
     client: &impl deadpool_postgres::GenericClient,
     session_id: i64,
 ) -> ApiResult<String> {
     let (token, hash) = new_refresh_token();
-    let statement = client
-        .prepare_cached("INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)")
-        .await?;
-    client.execute(&statement, &[&hash, &session_id]).await?;
+    sessions::add_refresh_token(client, session_id, &hash).await?;
     Ok(token)
 }
 
@@ -250,35 +202,10 @@ pub async fn refresh(ctx: Ctx) -> ApiResult<Response<Body>> {
     let hash = refresh_token_hash(&body.refresh_token);
     let mut client = ctx.state.db().await?;
     let tx = client.transaction().await?;
-    // Marking the token used and reading its session is one statement, so two concurrent
-    // refreshes with the same token cannot both succeed.
-    let statement = tx
-        .prepare_cached(
-            "WITH token AS (
-                 UPDATE refresh_tokens SET used_at = now()
-                 WHERE token_hash = $1 AND used_at IS NULL
-                 RETURNING session_id
-             )
-             SELECT s.id, s.user_id, s.revoked_at IS NULL AND s.expires_at > now() AS live
-             FROM sessions s JOIN token t ON t.session_id = s.id",
-        )
-        .await?;
-    let Some(row) = tx.query_opt(&statement, &[&hash]).await? else {
+    let Some(refreshed) = sessions::use_refresh_token(&tx, &hash).await? else {
         // Unknown, or used before: a used token presented again means it was stolen (or the
         // client is broken); either way the session ends.
-        let statement = tx
-            .prepare_cached(
-                "UPDATE sessions SET revoked_at = coalesce(revoked_at, now())
-                 WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1)
-                 RETURNING id",
-            )
-            .await?;
-        let revoked: Vec<i64> = tx
-            .query(&statement, &[&hash])
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let revoked = sessions::revoke_by_refresh_token(&tx, &hash).await?;
         tx.commit().await?;
         if !revoked.is_empty() {
             tracing::warn!("a used refresh token was presented again: session revoked");
@@ -286,8 +213,8 @@ pub async fn refresh(ctx: Ctx) -> ApiResult<Response<Body>> {
         }
         return Err(ApiError::Unauthorized("the refresh token is invalid"));
     };
-    let (session_id, user_id, live): (i64, i64, bool) = (row.get(0), row.get(1), row.get(2));
-    if !live {
+    let (session_id, user_id) = (refreshed.session_id, refreshed.user_id);
+    if !refreshed.live {
         tx.commit().await?;
         return Err(ApiError::Unauthorized("the session has ended"));
     }
@@ -312,22 +239,7 @@ pub async fn logout(ctx: Ctx) -> ApiResult<Response<Body>> {
         ctx.json()?
     };
     let client = ctx.state.db().await?;
-    let statement = client
-        .prepare_cached(
-            "UPDATE sessions SET revoked_at = now()
-             WHERE user_id = $1 AND revoked_at IS NULL AND ($2 OR id = $3)
-             RETURNING id",
-        )
-        .await?;
-    let mut ended: Vec<i64> = client
-        .query(
-            &statement,
-            &[&caller.user_id, &body.all, &caller.session_id],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let mut ended = sessions::revoke(&client, caller.user_id, caller.session_id, body.all).await?;
     // This session's tokens die even if it was revoked before (by a reuse detection).
     ended.push(caller.session_id);
     ctx.state.revoke_sessions(&ended);
@@ -337,7 +249,8 @@ pub async fn logout(ctx: Ctx) -> ApiResult<Response<Body>> {
 /// `GET /auth/me`
 pub async fn me(ctx: Ctx) -> ApiResult<Response<Body>> {
     let caller = ctx.caller()?;
-    let user = crate::http::users::find_user(&ctx, caller.user_id)
+    let client = ctx.state.db().await?;
+    let user = users::get(&client, caller.user_id)
         .await?
         .ok_or(ApiError::Unauthorized("the token's user no longer exists"))?;
     ok(&user)

@@ -350,7 +350,7 @@ pub async fn update_chat(ctx: Ctx) -> ApiResult<Response<Body>> {
         if access.creator_id != caller.user_id {
             return Err(NOT_CREATOR);
         }
-        limits.chat_changes.check(&chat_id)
+        Ok(limits.chat_changes.check(&chat_id)?)
     })
     .await?;
     let tx = admitted.client.transaction().await?;

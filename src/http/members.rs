@@ -53,7 +53,7 @@ pub async fn add_members(ctx: Ctx) -> ApiResult<Response<Body>> {
         if access.creator_id != caller.user_id {
             return Err(NOT_CREATOR);
         }
-        limits.chat_changes.check(&chat_id)
+        Ok(limits.chat_changes.check(&chat_id)?)
     })
     .await?;
     let tx = admitted.client.transaction().await?;
@@ -119,7 +119,7 @@ pub async fn remove_member(ctx: Ctx) -> ApiResult<Response<Body>> {
         if user_id == caller.user_id {
             Ok(())
         } else {
-            limits.chat_changes.check(&chat_id)
+            Ok(limits.chat_changes.check(&chat_id)?)
         }
     })
     .await?;

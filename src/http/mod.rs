@@ -26,6 +26,7 @@ use serde::Serialize;
 use crate::auth::Caller;
 pub use crate::error::json_response;
 use crate::error::{ApiError, ApiResult, Body, FieldError};
+use crate::revocation::Untrusted;
 use crate::state::AppState;
 
 /// Request bodies over this many bytes answer 413 (the contract's 64 KiB).
@@ -332,7 +333,7 @@ impl serde::de::Visitor<'_> for IntegerVisitor {
 /// `shutting_down` once shutdown has stopped the listener for good.
 pub fn trust_session(state: &AppState, session_id: i64) -> ApiResult<()> {
     match state.revoked.check(session_id) {
-        Err(ApiError::CatchingUp) if state.shutdown.is_cancelled() => Err(ApiError::ShuttingDown),
-        other => other,
+        Err(Untrusted::CatchingUp) if state.shutdown.is_cancelled() => Err(ApiError::ShuttingDown),
+        other => Ok(other?),
     }
 }

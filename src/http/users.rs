@@ -5,26 +5,13 @@ use serde_json::json;
 
 use crate::error::{ApiError, ApiResult, Body};
 use crate::http::{ok, Ctx};
-use crate::model::{User, USER_COLUMNS};
+use crate::store::users;
 
 /// Page size bounds for lists (the contract's 1..100).
 pub const MAX_PAGE: i64 = 100;
 pub const DEFAULT_PAGE: i64 = 50;
 /// Longest search text accepted (an email's longest).
 const MAX_QUERY_CHARS: usize = 254;
-
-/// The user with `id`, if any.
-pub async fn find_user(ctx: &Ctx, id: i64) -> ApiResult<Option<User>> {
-    let client = ctx.state.db().await?;
-    let statement = client
-        .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-        .await?;
-    Ok(client
-        .query_opt(&statement, &[&id])
-        .await?
-        .as_ref()
-        .map(User::from_row))
-}
 
 /// `GET /users?q=&limit=`: users whose name starts with `q` or whose email is `q`, both
 /// case-insensitive. Never an email prefix: that would let anyone list the address book.
@@ -39,24 +26,8 @@ pub async fn list_users(ctx: Ctx) -> ApiResult<Response<Body>> {
     if raw.chars().any(char::is_control) {
         return Err(ApiError::field("q", "must not contain control characters"));
     }
-    let q = raw.trim().to_lowercase();
-    // LIKE wildcards in the name prefix are matched literally.
-    let pattern = format!(
-        "{}%",
-        q.replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    );
     let client = ctx.state.db().await?;
-    let statement = client
-        .prepare_cached(&format!(
-            "SELECT {USER_COLUMNS} FROM users
-             WHERE lower(name) LIKE $1 OR lower(email) = $3
-             ORDER BY id LIMIT $2"
-        ))
-        .await?;
-    let rows = client.query(&statement, &[&pattern, &limit, &q]).await?;
-    let users: Vec<User> = rows.iter().map(User::from_row).collect();
+    let users = users::search(&client, &raw.trim().to_lowercase(), limit).await?;
     ok(&json!({ "users": users }))
 }
 
@@ -64,7 +35,8 @@ pub async fn list_users(ctx: Ctx) -> ApiResult<Response<Body>> {
 pub async fn get_user(ctx: Ctx) -> ApiResult<Response<Body>> {
     ctx.caller()?;
     let id = ctx.path_id("user_id")?;
-    let user = find_user(&ctx, id)
+    let client = ctx.state.db().await?;
+    let user = users::get(&client, id)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
     ok(&user)
