@@ -136,9 +136,8 @@ pub async fn list_chats(ctx: Ctx) -> ApiResult<Response<Body>> {
 }
 
 /// `GET /chats/{chat_id}`
-pub async fn get_chat(ctx: Ctx) -> ApiResult<Response<Body>> {
+pub async fn get_chat(ctx: Ctx, chat_id: i64) -> ApiResult<Response<Body>> {
     let caller = ctx.caller()?;
-    let chat_id = ctx.path_id("chat_id")?;
     let client = ctx.state.db().await?;
     ok(&store::load_view(&client, chat_id, caller.user_id).await?)
 }
@@ -154,9 +153,8 @@ struct UpdateChatBody {
 
 /// `PATCH /chats/{chat_id}`: the creator changes the title or the active flag; members get
 /// `update_chat` unless nothing changed.
-pub async fn update_chat(ctx: Ctx) -> ApiResult<Response<Body>> {
+pub async fn update_chat(ctx: Ctx, chat_id: i64) -> ApiResult<Response<Body>> {
     let caller = ctx.caller()?;
-    let chat_id = ctx.path_id("chat_id")?;
     let body: UpdateChatBody = ctx.json()?;
     let is_active = match body.is_active {
         Some(None) => {
@@ -196,9 +194,8 @@ pub async fn update_chat(ctx: Ctx) -> ApiResult<Response<Body>> {
 
 /// `DELETE /chats/{chat_id}`: the creator deletes the chat and its messages; former members
 /// get `delete_chat`.
-pub async fn delete_chat(ctx: Ctx) -> ApiResult<Response<Body>> {
+pub async fn delete_chat(ctx: Ctx, chat_id: i64) -> ApiResult<Response<Body>> {
     let caller = ctx.caller()?;
-    let chat_id = ctx.path_id("chat_id")?;
     ctx.state.limits.writes.check(&caller.user_id)?;
     let mut admitted = admit(&ctx.state, chat_id, caller.user_id, |access| {
         Ok(access.may_delete()?)

@@ -22,9 +22,8 @@ struct AddMembersBody {
 }
 
 /// `POST /chats/{chat_id}/members`: new members get `create_chat`, existing ones `update_chat`.
-pub async fn add_members(ctx: Ctx) -> ApiResult<Response<Body>> {
+pub async fn add_members(ctx: Ctx, chat_id: i64) -> ApiResult<Response<Body>> {
     let caller = ctx.caller()?;
-    let chat_id = ctx.path_id("chat_id")?;
     let body: AddMembersBody = ctx.json()?;
     let mut ids = body.user_ids;
     ids.sort_unstable();
@@ -79,10 +78,8 @@ pub async fn add_members(ctx: Ctx) -> ApiResult<Response<Body>> {
 /// them. The removed user gets `delete_chat`, the rest `update_chat`. When the creator leaves,
 /// the member who joined earliest becomes the creator (the same `update_chat` shows it), so
 /// the group stays manageable; when the last member leaves, the group is deleted.
-pub async fn remove_member(ctx: Ctx) -> ApiResult<Response<Body>> {
+pub async fn remove_member(ctx: Ctx, chat_id: i64, user_id: i64) -> ApiResult<Response<Body>> {
     let caller = ctx.caller()?;
-    let chat_id = ctx.path_id("chat_id")?;
-    let user_id = ctx.path_id("user_id")?;
     let limits = &ctx.state.limits;
     limits.writes.check(&caller.user_id)?;
     let mut admitted = admit(&ctx.state, chat_id, caller.user_id, |access| {

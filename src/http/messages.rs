@@ -45,9 +45,8 @@ struct SendBody {
 
 /// `POST /chats/{chat_id}/messages`: 201 with the new message, or 200 with the original
 /// when this sender already sent this `client_id` (and then no second event).
-pub async fn send_message(ctx: Ctx) -> ApiResult<Response<Body>> {
+pub async fn send_message(ctx: Ctx, chat_id: i64) -> ApiResult<Response<Body>> {
     let caller = ctx.caller()?;
-    let chat_id = ctx.path_id("chat_id")?;
     let body: SendBody = ctx.json()?;
     ctx.state.limits.messages.check(&caller.user_id)?;
     check_text(&body.text)?;
@@ -95,9 +94,8 @@ pub async fn send_message(ctx: Ctx) -> ApiResult<Response<Body>> {
 
 /// `GET /chats/{chat_id}/messages?before=&after=&limit=`: ascending by id; no cursor is the
 /// latest page; `has_more` says whether more lie beyond the page in the paging direction.
-pub async fn list_messages(ctx: Ctx) -> ApiResult<Response<Body>> {
+pub async fn list_messages(ctx: Ctx, chat_id: i64) -> ApiResult<Response<Body>> {
     let caller = ctx.caller()?;
-    let chat_id = ctx.path_id("chat_id")?;
     let limit = ctx.query_int("limit", 1, MAX_PAGE)?.unwrap_or(DEFAULT_PAGE);
     let before = ctx.query_int("before", 0, i64::MAX)?;
     let after = ctx.query_int("after", 0, i64::MAX)?;
@@ -126,10 +124,8 @@ struct EditBody {
 }
 
 /// `PATCH /chats/{chat_id}/messages/{message_id}`: the sender edits; `update_message`.
-pub async fn edit_message(ctx: Ctx) -> ApiResult<Response<Body>> {
+pub async fn edit_message(ctx: Ctx, chat_id: i64, message_id: i64) -> ApiResult<Response<Body>> {
     let caller = ctx.caller()?;
-    let chat_id = ctx.path_id("chat_id")?;
-    let message_id = ctx.path_id("message_id")?;
     let body: EditBody = ctx.json()?;
     ctx.state.limits.messages.check(&caller.user_id)?;
     check_text(&body.text)?;
@@ -147,10 +143,8 @@ pub async fn edit_message(ctx: Ctx) -> ApiResult<Response<Body>> {
 
 /// `DELETE /chats/{chat_id}/messages/{message_id}`: the sender or the chat's creator;
 /// `delete_message {id, chat_id}`.
-pub async fn delete_message(ctx: Ctx) -> ApiResult<Response<Body>> {
+pub async fn delete_message(ctx: Ctx, chat_id: i64, message_id: i64) -> ApiResult<Response<Body>> {
     let caller = ctx.caller()?;
-    let chat_id = ctx.path_id("chat_id")?;
-    let message_id = ctx.path_id("message_id")?;
     ctx.state.limits.writes.check(&caller.user_id)?;
     let mut admitted = admit(&ctx.state, chat_id, caller.user_id, |_| Ok(())).await?;
     let tx = admitted.client.transaction().await?;
@@ -177,9 +171,8 @@ struct ReadBody {
 
 /// `POST /chats/{chat_id}/read`: moves the caller's read cursor forward (never back);
 /// members get `read` when it moved.
-pub async fn mark_read(ctx: Ctx) -> ApiResult<Response<Body>> {
+pub async fn mark_read(ctx: Ctx, chat_id: i64) -> ApiResult<Response<Body>> {
     let caller = ctx.caller()?;
-    let chat_id = ctx.path_id("chat_id")?;
     let body: ReadBody = ctx.json()?;
     ctx.state.limits.writes.check(&caller.user_id)?;
     let mut admitted = admit(&ctx.state, chat_id, caller.user_id, |_| Ok(())).await?;

@@ -61,9 +61,8 @@ pub async fn list_users(ctx: Ctx) -> ApiResult<Response<Body>> {
 }
 
 /// `GET /users/{user_id}`
-pub async fn get_user(ctx: Ctx) -> ApiResult<Response<Body>> {
+pub async fn get_user(ctx: Ctx, id: i64) -> ApiResult<Response<Body>> {
     ctx.caller()?;
-    let id = ctx.path_id("user_id")?;
     let user = find_user(&ctx, id)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
