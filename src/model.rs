@@ -1,5 +1,7 @@
-//! The JSON shapes of the contract (User, Chat, Message) and how they are read from rows.
-//! One definition serves REST responses and WebSocket payloads alike.
+//! The JSON shapes of the contract (User, Chat, Message): one definition serves REST
+//! responses and WebSocket payloads alike. The store reads them from rows; the one shape built
+//! elsewhere, the `new_message` payload of `rtchat_send_messages` in schema.sql, must equal
+//! `Message` key for key (tests/api/wire.rs holds them together).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
@@ -27,7 +29,7 @@ pub struct User {
     pub created_at: DateTime<Utc>,
 }
 
-/// The columns `User::from_row` reads, for `SELECT {USER_COLUMNS} FROM users`.
+/// The columns `User::from_row` reads from `users`.
 pub const USER_COLUMNS: &str = "id, email, name, created_at";
 
 impl User {
@@ -55,23 +57,6 @@ pub struct Message {
     pub client_id: Option<String>,
 }
 
-/// The columns `Message::from_row` reads.
-pub const MESSAGE_COLUMNS: &str = "id, chat_id, sender_id, text, created_at, edited_at, client_id";
-
-impl Message {
-    pub fn from_row(row: &Row) -> Message {
-        Message {
-            id: row.get("id"),
-            chat_id: row.get("chat_id"),
-            sender_id: row.get("sender_id"),
-            text: row.get("text"),
-            created_at: row.get("created_at"),
-            edited_at: row.get("edited_at"),
-            client_id: row.get("client_id"),
-        }
-    }
-}
-
 /// `{id, type, title, creator_id, is_active, participant_ids, created_at, updated_at}`:
 /// the payload of `create_chat` and `update_chat`.
 #[derive(Debug, Clone, Serialize)]
@@ -88,26 +73,6 @@ pub struct Chat {
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "rfc3339")]
     pub updated_at: DateTime<Utc>,
-}
-
-/// The columns `Chat::from_row` reads, with participants aggregated in ascending order.
-/// Use as `SELECT {CHAT_COLUMNS} FROM chats c WHERE ...`.
-pub const CHAT_COLUMNS: &str = "c.id, c.type, c.title, c.creator_id, c.is_active, c.created_at, c.updated_at, \
-     ARRAY(SELECT m.user_id FROM chat_members m WHERE m.chat_id = c.id ORDER BY m.user_id) AS participant_ids";
-
-impl Chat {
-    pub fn from_row(row: &Row) -> Chat {
-        Chat {
-            id: row.get("id"),
-            kind: row.get("type"),
-            title: row.get("title"),
-            creator_id: row.get("creator_id"),
-            is_active: row.get("is_active"),
-            participant_ids: row.get("participant_ids"),
-            created_at: row.get("created_at"),
-            updated_at: row.get("updated_at"),
-        }
-    }
 }
 
 /// A chat as its member sees it in GET responses: the chat plus their unread state.

@@ -70,8 +70,7 @@ pub async fn docs_page(_ctx: Ctx) -> ApiResult<Response<Body>> {
 }
 
 /// `GET /docs/{file}`: Swagger UI's assets and our init script.
-pub async fn docs_asset(ctx: Ctx) -> ApiResult<Response<Body>> {
-    let name = ctx.path_param("file")?;
+pub async fn docs_asset(_ctx: Ctx, name: &str) -> ApiResult<Response<Body>> {
     if name == "docs-init.js" {
         return Ok(asset(content_type(name), DOCS_INIT_JS.as_bytes()));
     }
@@ -83,8 +82,7 @@ pub async fn docs_asset(ctx: Ctx) -> ApiResult<Response<Body>> {
 }
 
 /// `GET /static/{file}`: the demo page's script and style.
-pub async fn static_asset(ctx: Ctx) -> ApiResult<Response<Body>> {
-    let name = ctx.path_param("file")?;
+pub async fn static_asset(_ctx: Ctx, name: &str) -> ApiResult<Response<Body>> {
     match name {
         "app.js" => Ok(asset(content_type(name), APP_JS.as_bytes())),
         "app.css" => Ok(asset(content_type(name), APP_CSS.as_bytes())),

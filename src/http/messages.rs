@@ -7,11 +7,14 @@ use serde_json::json;
 
 use crate::error::{ApiError, ApiResult, Body};
 use crate::events::{EventType, Outbox};
-use crate::http::chats::{admit, is_member, lock_chat};
+use crate::http::chats::admit;
 use crate::http::users::{DEFAULT_PAGE, MAX_PAGE};
 use crate::http::{created, no_content, ok, Ctx};
-use crate::model::{Message, MESSAGE_COLUMNS};
+use crate::model::Message;
 use crate::sends::{NewMessage, Sent};
+use crate::store::chats::lock_chat;
+use crate::store::members::is_member;
+use crate::store::messages::{self as store, Page};
 
 /// Message text: 1..=4096 characters.
 pub const MAX_TEXT_CHARS: usize = 4096;
@@ -42,9 +45,8 @@ struct SendBody {
 
 /// `POST /chats/{chat_id}/messages`: 201 with the new message, or 200 with the original
 /// when this sender already sent this `client_id` (and then no second event).
-pub async fn send_message(ctx: Ctx) -> ApiResult<Response<Body>> {
+pub async fn send_message(ctx: Ctx, chat_id: i64) -> ApiResult<Response<Body>> {
     let caller = ctx.caller()?;
-    let chat_id = ctx.path_id("chat_id")?;
     let body: SendBody = ctx.json()?;
     ctx.state.limits.messages.check(&caller.user_id)?;
     check_text(&body.text)?;
@@ -76,16 +78,7 @@ pub async fn send_message(ctx: Ctx) -> ApiResult<Response<Body>> {
         Sent::Repeat(id) => {
             // The original, as it is now (it may have been edited since).
             let client = ctx.state.db().await?;
-            let statement = client
-                .prepare_cached(&format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1"
-                ))
-                .await?;
-            let original = client
-                .query_opt(&statement, &[&id])
-                .await?
-                .ok_or(ApiError::NotFound("message"))?;
-            ok(&Message::from_row(&original))
+            ok(&store::get(&client, id).await?)
         }
         Sent::Created { id, created_at } => created(&Message {
             id,
@@ -101,9 +94,8 @@ pub async fn send_message(ctx: Ctx) -> ApiResult<Response<Body>> {
 
 /// `GET /chats/{chat_id}/messages?before=&after=&limit=`: ascending by id; no cursor is the
 /// latest page; `has_more` says whether more lie beyond the page in the paging direction.
-pub async fn list_messages(ctx: Ctx) -> ApiResult<Response<Body>> {
+pub async fn list_messages(ctx: Ctx, chat_id: i64) -> ApiResult<Response<Body>> {
     let caller = ctx.caller()?;
-    let chat_id = ctx.path_id("chat_id")?;
     let limit = ctx.query_int("limit", 1, MAX_PAGE)?.unwrap_or(DEFAULT_PAGE);
     let before = ctx.query_int("before", 0, i64::MAX)?;
     let after = ctx.query_int("after", 0, i64::MAX)?;
@@ -117,30 +109,11 @@ pub async fn list_messages(ctx: Ctx) -> ApiResult<Response<Body>> {
     if !is_member(&client, chat_id, caller.user_id).await? {
         return Err(ApiError::NotFound("chat"));
     }
-    let fetch = limit + 1;
-    let (sql, cursor) = match (before, after) {
-        (_, Some(after)) => (
-            format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = $1 AND id > $2 ORDER BY id ASC LIMIT $3"),
-            after,
-        ),
-        (before, None) => (
-            format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"),
-            before.unwrap_or(i64::MAX),
-        ),
+    let page = match (before, after) {
+        (_, Some(after)) => Page::After(after),
+        (before, None) => Page::Before(before.unwrap_or(i64::MAX)),
     };
-    let statement = client.prepare_cached(&sql).await?;
-    let rows = client
-        .query(&statement, &[&chat_id, &cursor, &fetch])
-        .await?;
-    let has_more = rows.len() as i64 > limit;
-    let mut messages: Vec<Message> = rows
-        .iter()
-        .take(limit as usize)
-        .map(Message::from_row)
-        .collect();
-    if after.is_none() {
-        messages.reverse();
-    }
+    let (messages, has_more) = store::page(&client, chat_id, page, limit).await?;
     ok(&json!({ "messages": messages, "has_more": has_more }))
 }
 
@@ -151,75 +124,34 @@ struct EditBody {
 }
 
 /// `PATCH /chats/{chat_id}/messages/{message_id}`: the sender edits; `update_message`.
-pub async fn edit_message(ctx: Ctx) -> ApiResult<Response<Body>> {
+pub async fn edit_message(ctx: Ctx, chat_id: i64, message_id: i64) -> ApiResult<Response<Body>> {
     let caller = ctx.caller()?;
-    let chat_id = ctx.path_id("chat_id")?;
-    let message_id = ctx.path_id("message_id")?;
     let body: EditBody = ctx.json()?;
     ctx.state.limits.messages.check(&caller.user_id)?;
     check_text(&body.text)?;
     let mut admitted = admit(&ctx.state, chat_id, caller.user_id, |_| Ok(())).await?;
     let tx = admitted.client.transaction().await?;
     let locked = lock_chat(&tx, &admitted.access).await?;
-    let sender = message_sender(&tx, chat_id, message_id).await?;
-    if sender != caller.user_id {
-        return Err(ApiError::Forbidden("only the sender may edit a message"));
-    }
-    if !locked.is_active {
-        return Err(ApiError::ChatInactive);
-    }
-    let statement = tx
-        .prepare_cached(&format!(
-            "UPDATE messages SET text = $3, edited_at = now() WHERE id = $1 AND chat_id = $2
-             RETURNING {MESSAGE_COLUMNS}"
-        ))
-        .await?;
-    let row = tx
-        .query_one(&statement, &[&message_id, &chat_id, &body.text])
-        .await?;
-    let message = Message::from_row(&row);
+    let sender = store::sender(&tx, chat_id, message_id).await?;
+    locked.access.may_edit(sender)?;
+    let message = store::edit(&tx, chat_id, message_id, &body.text).await?;
     let mut outbox = Outbox::default();
     outbox.add(EventType::UpdateMessage, &locked.members, &message)?;
     ctx.state.commit(tx, outbox).await?;
     ok(&message)
 }
 
-/// The sender of a message of this chat; 404 if there is none.
-async fn message_sender(
-    client: &impl deadpool_postgres::GenericClient,
-    chat_id: i64,
-    message_id: i64,
-) -> ApiResult<i64> {
-    let statement = client
-        .prepare_cached("SELECT sender_id FROM messages WHERE id = $1 AND chat_id = $2")
-        .await?;
-    Ok(client
-        .query_opt(&statement, &[&message_id, &chat_id])
-        .await?
-        .ok_or(ApiError::NotFound("message"))?
-        .get(0))
-}
-
 /// `DELETE /chats/{chat_id}/messages/{message_id}`: the sender or the chat's creator;
 /// `delete_message {id, chat_id}`.
-pub async fn delete_message(ctx: Ctx) -> ApiResult<Response<Body>> {
+pub async fn delete_message(ctx: Ctx, chat_id: i64, message_id: i64) -> ApiResult<Response<Body>> {
     let caller = ctx.caller()?;
-    let chat_id = ctx.path_id("chat_id")?;
-    let message_id = ctx.path_id("message_id")?;
     ctx.state.limits.writes.check(&caller.user_id)?;
     let mut admitted = admit(&ctx.state, chat_id, caller.user_id, |_| Ok(())).await?;
     let tx = admitted.client.transaction().await?;
     let locked = lock_chat(&tx, &admitted.access).await?;
-    let sender = message_sender(&tx, chat_id, message_id).await?;
-    if sender != caller.user_id && locked.creator_id != caller.user_id {
-        return Err(ApiError::Forbidden(
-            "only the sender or the chat's creator may delete a message",
-        ));
-    }
-    let statement = tx
-        .prepare_cached("DELETE FROM messages WHERE id = $1 AND chat_id = $2")
-        .await?;
-    tx.execute(&statement, &[&message_id, &chat_id]).await?;
+    let sender = store::sender(&tx, chat_id, message_id).await?;
+    locked.access.may_delete_message(sender)?;
+    store::delete(&tx, chat_id, message_id).await?;
     let mut outbox = Outbox::default();
     outbox.add(
         EventType::DeleteMessage,
@@ -239,36 +171,14 @@ struct ReadBody {
 
 /// `POST /chats/{chat_id}/read`: moves the caller's read cursor forward (never back);
 /// members get `read` when it moved.
-pub async fn mark_read(ctx: Ctx) -> ApiResult<Response<Body>> {
+pub async fn mark_read(ctx: Ctx, chat_id: i64) -> ApiResult<Response<Body>> {
     let caller = ctx.caller()?;
-    let chat_id = ctx.path_id("chat_id")?;
     let body: ReadBody = ctx.json()?;
     ctx.state.limits.writes.check(&caller.user_id)?;
     let mut admitted = admit(&ctx.state, chat_id, caller.user_id, |_| Ok(())).await?;
     let tx = admitted.client.transaction().await?;
     let locked = lock_chat(&tx, &admitted.access).await?;
-    let in_chat = match message_sender(&tx, chat_id, body.message_id).await {
-        Ok(_) => true,
-        Err(ApiError::NotFound(_)) => false,
-        Err(e) => return Err(e),
-    };
-    if body.message_id <= 0 || !in_chat {
-        return Err(ApiError::field(
-            "message_id",
-            "is not a message of this chat",
-        ));
-    }
-    let statement = tx
-        .prepare_cached(
-            "UPDATE chat_members SET last_read_message_id = $3
-             WHERE chat_id = $1 AND user_id = $2
-               AND (last_read_message_id IS NULL OR last_read_message_id < $3)",
-        )
-        .await?;
-    let moved = tx
-        .execute(&statement, &[&chat_id, &caller.user_id, &body.message_id])
-        .await?
-        > 0;
+    let moved = store::move_read_cursor(&tx, chat_id, caller.user_id, body.message_id).await?;
     let mut outbox = Outbox::default();
     if moved {
         let payload =

@@ -32,13 +32,13 @@ use crate::state::AppState;
 /// Request bodies over this many bytes answer 413 (the contract's 64 KiB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Everything a handler gets: shared state, the request head, its (bounded) body, the path
-/// parameters matched by the router and the parsed query string.
+/// Everything a handler gets besides its path parameters (which the router parses into
+/// `router::Endpoint` and passes as arguments): shared state, the request head, its (bounded)
+/// body and the parsed query string.
 pub struct Ctx {
     pub state: Arc<AppState>,
     pub parts: hyper::http::request::Parts,
     pub body: Bytes,
-    pub params: Vec<(String, String)>,
     pub query: Vec<(String, String)>,
     /// The client's address (behind trusted proxies, the forwarded one).
     pub client_addr: std::net::IpAddr,
@@ -134,24 +134,6 @@ impl Ctx {
             || (types.contains(&"application/json")
                 && essence.starts_with("application/")
                 && essence.ends_with("+json"))
-    }
-
-    /// A path parameter the route template names (its absence is a bug in the route table).
-    pub fn path_param(&self, name: &str) -> ApiResult<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .ok_or_else(|| ApiError::Internal(format!("route has no parameter {name}")))
-    }
-
-    /// A positive 64-bit id from the path, or 422 naming it.
-    pub fn path_id(&self, name: &str) -> ApiResult<i64> {
-        let raw = self.path_param(name)?;
-        raw.parse::<i64>()
-            .ok()
-            .filter(|id| *id > 0)
-            .ok_or_else(|| ApiError::field(name, "must be a positive 64-bit integer"))
     }
 
     /// An optional integer query parameter within `min..=max`: out of range or not a number

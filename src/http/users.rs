@@ -32,9 +32,8 @@ pub async fn list_users(ctx: Ctx) -> ApiResult<Response<Body>> {
 }
 
 /// `GET /users/{user_id}`
-pub async fn get_user(ctx: Ctx) -> ApiResult<Response<Body>> {
+pub async fn get_user(ctx: Ctx, id: i64) -> ApiResult<Response<Body>> {
     ctx.caller()?;
-    let id = ctx.path_id("user_id")?;
     let client = ctx.state.db().await?;
     let user = users::get(&client, id)
         .await?

@@ -362,3 +362,22 @@ async fn a_database_outage_is_503_unavailable_and_recovers() {
     }
     panic!("the server did not recover: {last:?}");
 }
+
+#[tokio::test]
+async fn a_bad_path_id_is_checked_after_the_token() {
+    // The router parses path ids before any handler runs; the token is still checked first,
+    // as when each handler parsed its own ids: a stranger learns nothing from a 422.
+    let app = TestApp::spawn().await;
+    let user = app.user("bad-id-order").await;
+    for (method, path) in [
+        ("GET", "/chats/abc"),
+        ("DELETE", "/chats/1/members/0"),
+        ("PATCH", "/chats/0/messages/1"),
+        ("GET", "/users/-1"),
+    ] {
+        let r = app.call(method, path, None, None).await;
+        assert_error(&r, 401, "unauthorized");
+        let r = app.call(method, path, Some(&user.token), None).await;
+        assert_eq!(r.status, 422, "{method} {path}: {r:?}");
+    }
+}

@@ -17,5 +17,6 @@ mod scaleout;
 mod security;
 mod support;
 mod upgrade;
+mod wire;
 mod ws;
 mod wsclient;
