@@ -266,7 +266,7 @@ pub async fn create_chat(ctx: Ctx) -> ApiResult<Response<Body>> {
         let view = load_view(&tx, chat_id, caller.user_id).await?;
         let mut outbox = Outbox::default();
         outbox.add(EventType::CreateChat, &members, &chat)?;
-        ctx.state.commit(tx, outbox).await?;
+        ctx.state.delivery.commit(tx, outbox).await?;
         return created(&view);
     }
     Err(ApiError::ServerBusy(crate::error::CHAT_BUSY))
@@ -386,7 +386,7 @@ pub async fn update_chat(ctx: Ctx) -> ApiResult<Response<Body>> {
         let chat = load_chat(&tx, chat_id).await?;
         outbox.add(EventType::UpdateChat, &locked.members, &chat)?;
     }
-    ctx.state.commit(tx, outbox).await?;
+    ctx.state.delivery.commit(tx, outbox).await?;
     ok(&load_view(&admitted.client, chat_id, caller.user_id).await?)
 }
 
@@ -417,6 +417,6 @@ pub async fn delete_chat(ctx: Ctx) -> ApiResult<Response<Body>> {
     )?;
     let statement = tx.prepare_cached("DELETE FROM chats WHERE id = $1").await?;
     tx.execute(&statement, &[&chat_id]).await?;
-    ctx.state.commit(tx, outbox).await?;
+    ctx.state.delivery.commit(tx, outbox).await?;
     no_content()
 }

@@ -90,7 +90,7 @@ pub async fn add_members(ctx: Ctx) -> ApiResult<Response<Body>> {
         outbox.add(EventType::CreateChat, &new, &chat)?;
         outbox.add(EventType::UpdateChat, &locked.members, &chat)?;
     }
-    ctx.state.commit(tx, outbox).await?;
+    ctx.state.delivery.commit(tx, outbox).await?;
     ok(&load_view(&admitted.client, chat_id, caller.user_id).await?)
 }
 
@@ -163,6 +163,6 @@ pub async fn remove_member(ctx: Ctx) -> ApiResult<Response<Body>> {
         let chat = load_chat(&tx, chat_id).await?;
         outbox.add(EventType::UpdateChat, &rest, &chat)?;
     }
-    ctx.state.commit(tx, outbox).await?;
+    ctx.state.delivery.commit(tx, outbox).await?;
     no_content()
 }

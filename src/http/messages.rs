@@ -11,7 +11,7 @@ use crate::http::chats::{admit, is_member, lock_chat};
 use crate::http::users::{DEFAULT_PAGE, MAX_PAGE};
 use crate::http::{created, no_content, ok, Ctx};
 use crate::model::{Message, MESSAGE_COLUMNS};
-use crate::sends::{NewMessage, Sent};
+use crate::delivery::{NewMessage, Sent};
 
 /// Message text: 1..=4096 characters.
 pub const MAX_TEXT_CHARS: usize = 4096;
@@ -58,11 +58,11 @@ pub async fn send_message(ctx: Ctx) -> ApiResult<Response<Body>> {
         }
     }
 
-    // Group commit: the send joins the next batch (src/sends.rs, rtchat_send_messages in
-    // schema.sql), which also hands its event to the sockets.
+    // Group commit: the send joins the next batch (src/delivery/writers.rs,
+    // rtchat_send_messages in schema.sql), which also hands its event to the sockets.
     let sent = ctx
         .state
-        .sends
+        .delivery
         .send(NewMessage {
             chat_id,
             sender_id: caller.user_id,
@@ -180,7 +180,7 @@ pub async fn edit_message(ctx: Ctx) -> ApiResult<Response<Body>> {
     let message = Message::from_row(&row);
     let mut outbox = Outbox::default();
     outbox.add(EventType::UpdateMessage, &locked.members, &message)?;
-    ctx.state.commit(tx, outbox).await?;
+    ctx.state.delivery.commit(tx, outbox).await?;
     ok(&message)
 }
 
@@ -226,7 +226,7 @@ pub async fn delete_message(ctx: Ctx) -> ApiResult<Response<Body>> {
         &locked.members,
         &json!({ "id": message_id, "chat_id": chat_id }),
     )?;
-    ctx.state.commit(tx, outbox).await?;
+    ctx.state.delivery.commit(tx, outbox).await?;
     no_content()
 }
 
@@ -275,6 +275,6 @@ pub async fn mark_read(ctx: Ctx) -> ApiResult<Response<Body>> {
             json!({ "chat_id": chat_id, "user_id": caller.user_id, "message_id": body.message_id });
         outbox.add(EventType::Read, &locked.members, &payload)?;
     }
-    ctx.state.commit(tx, outbox).await?;
+    ctx.state.delivery.commit(tx, outbox).await?;
     no_content()
 }
