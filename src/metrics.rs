@@ -6,7 +6,6 @@ use prometheus::{
     TextEncoder,
 };
 
-
 /// Latency buckets in seconds: sub-millisecond to several seconds.
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -120,7 +119,12 @@ impl Metrics {
 
     /// The Prometheus text exposition, with the pool's status, the open sockets and the
     /// frames queued so far.
-    pub fn render(&self, pool: deadpool_postgres::Status, sockets: usize, delivered: u64) -> String {
+    pub fn render(
+        &self,
+        pool: deadpool_postgres::Status,
+        sockets: usize,
+        delivered: u64,
+    ) -> String {
         let status = pool;
         self.pool_size.set(status.size as i64);
         self.pool_available.set(status.available as i64);

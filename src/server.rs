@@ -225,7 +225,12 @@ async fn build_state(config: Config) -> Result<Arc<AppState>, String> {
         .map_err(|e| format!("loading revoked sessions: {e:?}"))?;
     drop(client);
     let metrics = Metrics::new();
-    let delivery = Delivery::new(&config, pool.clone(), revoked.clone(), metrics.task_restarts());
+    let delivery = Delivery::new(
+        &config,
+        pool.clone(),
+        revoked.clone(),
+        metrics.task_restarts(),
+    );
     Ok(Arc::new(AppState {
         auth: Auth::new(secret.as_bytes(), config.token_ttl),
         pool,

@@ -36,14 +36,14 @@ async fn publish_hands_each_socket_its_users_frame_in_order() {
         },
     ]);
     hub.publish(&outbox);
-    let expect =
-        |sub: &mut Subscription, seq: i64, kind: &str, payload: &str| match sub.try_recv() {
-            Some(Push::Event { seq: got, frame }) => {
-                assert_eq!(got, seq);
-                assert_eq!(frame.as_str(), events::frame(kind, seq, payload));
-            }
-            other => panic!("expected event {seq}, got {other:?}"),
-        };
+    let expect = |sub: &mut Subscription, seq: i64, kind: &str, payload: &str| match sub.try_recv()
+    {
+        Some(Push::Event { seq: got, frame }) => {
+            assert_eq!(got, seq);
+            assert_eq!(frame.as_str(), events::frame(kind, seq, payload));
+        }
+        other => panic!("expected event {seq}, got {other:?}"),
+    };
     expect(&mut a1, 7, "new_message", payload);
     expect(&mut a2, 7, "new_message", payload);
     expect(&mut b, 3, "new_message", payload);

@@ -217,15 +217,21 @@ async fn handle(state: &Delivery, payloads: &[String]) {
     let mut events = Vec::new();
     let read = async {
         let client = state.pool.get().await?;
-        log::hinted_events(&client, &users, &afters, &uptos, |kind, payload, users, seqs| {
-            let template = FrameTemplate::new(kind, payload);
-            events.extend(
-                users
-                    .into_iter()
-                    .zip(seqs)
-                    .map(|(user, seq)| (user, seq, template.frame(seq))),
-            );
-        })
+        log::hinted_events(
+            &client,
+            &users,
+            &afters,
+            &uptos,
+            |kind, payload, users, seqs| {
+                let template = FrameTemplate::new(kind, payload);
+                events.extend(
+                    users
+                        .into_iter()
+                        .zip(seqs)
+                        .map(|(user, seq)| (user, seq, template.frame(seq))),
+                );
+            },
+        )
         .await
     }
     .await;

@@ -34,10 +34,10 @@ use crate::revocation::Revoked;
 use crate::store::events::{self as log, Outbox, Stored};
 use crate::store::StoreResult;
 
+pub use crate::store::sends::{NewMessage, Sent};
 pub use frame::{typing_frame, FrameTemplate};
 pub use hub::Hub;
 pub use queue::{CapReached, Push, QueueBounds, Subscription};
-pub use crate::store::sends::{NewMessage, Sent};
 pub use writers::{SendError, MAX_BATCH, SEND_QUEUE};
 
 use notifier::Notifier;
@@ -110,7 +110,9 @@ impl Delivery {
             listener::run(d.clone())
         });
         let d = self.clone();
-        self.supervise("sweep", &self.stop_background, move || sweep::run(d.clone()));
+        self.supervise("sweep", &self.stop_background, move || {
+            sweep::run(d.clone())
+        });
         for queue in self.sends.receivers() {
             let d = self.clone();
             self.supervise("send_writer", &self.stop_writers, move || {

@@ -68,7 +68,6 @@ pub(super) struct Subscriber {
     pub(super) max_bytes: usize,
 }
 
-
 /// A session's end of the hub; unregisters itself when dropped.
 pub struct Subscription {
     pub(super) hub: Arc<Hub>,

@@ -37,8 +37,12 @@ const MAX_QUICK_FAILURES: u32 = 8;
 impl Delivery {
     /// Runs the task `start` makes until `stop` is cancelled, restarting it whenever it ends
     /// before that.
-    pub(super) fn supervise<F, Fut>(self: &Arc<Self>, task: &'static str, stop: &CancellationToken, start: F)
-    where
+    pub(super) fn supervise<F, Fut>(
+        self: &Arc<Self>,
+        task: &'static str,
+        stop: &CancellationToken,
+        start: F,
+    ) where
         F: Fn() -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
@@ -94,5 +98,69 @@ impl Delivery {
                 backoff = (backoff * 2).min(MAX_RESTART_BACKOFF);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use crate::config::Config;
+    use crate::revocation::Revoked;
+
+    fn delivery() -> Arc<Delivery> {
+        let config = Config::for_tests("host=/nonexistent dbname=none");
+        let pool = crate::db::pool("host=/nonexistent dbname=none", 1).unwrap();
+        let restarts =
+            prometheus::IntCounterVec::new(prometheus::Opts::new("restarts", "test"), &["task"])
+                .unwrap();
+        Delivery::new(
+            &config,
+            pool,
+            Arc::new(Revoked::new(Duration::from_secs(60))),
+            restarts,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_task_that_ends_is_restarted_and_one_that_keeps_failing_fails_readiness() {
+        let d = delivery();
+        d.listening
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let stop = CancellationToken::new();
+        // Fails twice (a panic, then a return), then runs until stopped.
+        let starts = Arc::new(AtomicU32::new(0));
+        let counted = starts.clone();
+        d.supervise("flaky", &stop, move || {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                match n {
+                    0 => panic!("first run fails"),
+                    1 => {}
+                    _ => std::future::pending().await,
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while starts.load(Ordering::SeqCst) < 3 {
+            assert!(Instant::now() < deadline, "restarted twice");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(d.restarts.with_label_values(&["flaky"]).get(), 2);
+        assert!(d.ready().is_ok());
+
+        // Always failing: given up after `MAX_QUICK_FAILURES`, and readiness fails with it.
+        d.supervise("broken", &stop, || async { panic!("always") });
+        let why = tokio::time::timeout(Duration::from_secs(30), d.failed())
+            .await
+            .expect("given up in bounded time");
+        assert!(why.contains("broken"), "{why}");
+        assert!(d.ready().is_err());
+        assert_eq!(
+            d.restarts.with_label_values(&["broken"]).get(),
+            u64::from(MAX_QUICK_FAILURES)
+        );
+        stop.cancel();
     }
 }

@@ -170,7 +170,13 @@ fn copy_error(e: &StoreError, why: &str) -> StoreError {
 async fn write(
     state: &Delivery,
     messages: &[NewMessage],
-) -> Result<(Vec<Result<Sent, StoreError>>, Vec<crate::store::events::Appended>), StoreError> {
+) -> Result<
+    (
+        Vec<Result<Sent, StoreError>>,
+        Vec<crate::store::events::Appended>,
+    ),
+    StoreError,
+> {
     let client = state.pool.get().await?;
     store::send_messages(&client, messages).await
 }

@@ -5,13 +5,13 @@ use hyper::Response;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::delivery::{NewMessage, Sent};
 use crate::error::{ApiError, ApiResult, Body};
 use crate::events::{EventType, Outbox};
 use crate::http::chats::{admit, is_member, lock_chat};
 use crate::http::users::{DEFAULT_PAGE, MAX_PAGE};
 use crate::http::{created, no_content, ok, Ctx};
 use crate::model::{Message, MESSAGE_COLUMNS};
-use crate::delivery::{NewMessage, Sent};
 
 /// Message text: 1..=4096 characters.
 pub const MAX_TEXT_CHARS: usize = 4096;

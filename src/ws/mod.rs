@@ -19,9 +19,9 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::conn::{ClientIo, ConnectionSlot};
+use crate::delivery::{CapReached, QueueBounds};
 use crate::error::{ApiError, ApiResult, Body};
 use crate::http::{parse_query, request_token};
-use crate::delivery::{CapReached, QueueBounds};
 use crate::state::AppState;
 
 /// Largest client message or frame accepted (client frames are tiny: ping, typing).
