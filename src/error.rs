@@ -299,12 +299,3 @@ pub fn allow(methods: &[hyper::Method]) -> String {
 
 /// The result type of every handler.
 pub type ApiResult<T> = Result<T, ApiError>;
-
-impl From<crate::delivery::SendError> for ApiError {
-    fn from(e: crate::delivery::SendError) -> Self {
-        match e {
-            crate::delivery::SendError::Store(e) => ApiError::from(e),
-            crate::delivery::SendError::ShuttingDown => ApiError::ShuttingDown,
-        }
-    }
-}

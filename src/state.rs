@@ -10,7 +10,6 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::delivery::Delivery;
-use crate::error::ApiError;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::revocation::Revoked;
@@ -32,11 +31,4 @@ pub struct AppState {
     /// Every WebSocket session task, so shutdown can wait for their close frames (hyper's
     /// graceful shutdown forgets a connection once it is upgraded).
     pub sessions: TaskTracker,
-}
-
-impl AppState {
-    /// A pooled connection, or 503.
-    pub async fn db(&self) -> Result<deadpool_postgres::Object, ApiError> {
-        Ok(self.pool.get().await?)
-    }
 }

@@ -22,10 +22,7 @@ pub async fn healthz(_ctx: Ctx) -> ApiResult<Response<Body>> {
 pub async fn readyz(ctx: Ctx) -> ApiResult<Response<Body>> {
     let check = async {
         let client = ctx.state.db().await?;
-        client
-            .simple_query("SELECT 1")
-            .await
-            .map_err(ApiError::from)
+        crate::store::ping(&client).await.map_err(ApiError::from)
     };
     if let Err(why) = ctx.state.delivery.ready() {
         return Ok(json_response(

@@ -5,7 +5,7 @@ use hyper::Response;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::delivery::{NewMessage, Sent};
+use crate::delivery::{NewMessage, SendError, Sent};
 use crate::error::{ApiError, ApiResult, Body};
 use crate::events::{EventType, Outbox};
 use crate::http::chats::{admit, is_member, lock_chat};
@@ -69,7 +69,11 @@ pub async fn send_message(ctx: Ctx) -> ApiResult<Response<Body>> {
             text: body.text.clone(),
             client_id: body.client_id.clone(),
         })
-        .await?;
+        .await
+        .map_err(|e| match e {
+            SendError::Store(e) => ApiError::from(e),
+            SendError::ShuttingDown => ApiError::ShuttingDown,
+        })?;
     match sent {
         Sent::NotFound => Err(ApiError::NotFound("chat")),
         Sent::Inactive => Err(ApiError::ChatInactive),

@@ -135,3 +135,9 @@ fn is_outage(e: &tokio_postgres::Error) -> bool {
     }
     false
 }
+
+/// Whether the database answers on this connection (readiness).
+pub async fn ping(client: &impl deadpool_postgres::GenericClient) -> StoreResult<()> {
+    client.batch_execute("SELECT 1").await?;
+    Ok(())
+}

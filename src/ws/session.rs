@@ -138,12 +138,9 @@ where
 {
     /// `ready`, then the replay after `since`.
     async fn start(&mut self, since: Option<i64>) -> Result<(), End> {
-        let latest = self
-            .state
-            .delivery
-            .latest_seq(self.user_id)
-            .await
-            .map_err(|_| End::Close(protocol::CLOSE_SERVER_ERROR, "database unavailable"))?;
+        let latest = self.state.delivery.latest_seq(self.user_id).await;
+        let latest =
+            latest.map_err(|_| End::Close(protocol::CLOSE_SERVER_ERROR, "database unavailable"))?;
         let heartbeat_ms = self.state.config.heartbeat.as_millis();
         self.feed(protocol::ready(self.user_id, latest, heartbeat_ms))
             .await?;
@@ -252,11 +249,8 @@ where
     /// Sends every logged event after `delivered`.
     async fn catch_up(&mut self) -> Result<(), End> {
         loop {
-            let page = self
-                .state
-                .delivery
-                .read_since(self.user_id, self.delivered, REPLAY_PAGE)
-                .await;
+            let (user, after, delivery) = (self.user_id, self.delivered, &self.state.delivery);
+            let page = delivery.read_since(user, after, REPLAY_PAGE).await;
             let (stored, has_more) = match page {
                 Ok(page) => page,
                 // The stream goes on after `seq`, the latest seq read with the gap, and the
@@ -266,17 +260,12 @@ where
                     self.delivered = seq;
                     return Ok(());
                 }
-                Err(StoreError::Unavailable(_)) => {
-                    return Err(End::Close(
-                        protocol::CLOSE_SERVER_ERROR,
-                        "database unavailable",
-                    ))
-                }
-                Err(_) => {
-                    return Err(End::Close(
-                        protocol::CLOSE_SERVER_ERROR,
-                        "the event log could not be read",
-                    ))
+                Err(e) => {
+                    let why = match e {
+                        StoreError::Unavailable(_) => "database unavailable",
+                        _ => "the event log could not be read",
+                    };
+                    return Err(End::Close(protocol::CLOSE_SERVER_ERROR, why));
                 }
             };
             for event in stored {
