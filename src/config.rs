@@ -93,7 +93,7 @@ pub struct Config {
     pub max_connections: usize,
     /// Interval of server pings on WebSockets.
     pub heartbeat: Duration,
-    /// Writer tasks committing batches of message sends (src/sends.rs).
+    /// Writer tasks committing batches of message sends (src/delivery/writers.rs).
     pub send_writers: usize,
     /// Frames a socket may have queued before it is closed as a slow reader.
     pub ws_queue: usize,
