@@ -85,7 +85,9 @@ async fn listen_once(
     // after marking it current, so that a drop during the catch-up cannot leave it current.
     let alive = Arc::new(AtomicBool::new(true));
     let driver_alive = alive.clone();
-    let driver = tokio::spawn(async move {
+    // Aborted if this future is dropped (its task panicked): a driver left running would
+    // mark a newer listener's state down when its own connection ends.
+    let driver = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         let ended = async {
             while let Some(message) = messages.next().await {
@@ -112,7 +114,7 @@ async fn listen_once(
         driver_alive.store(false, Ordering::SeqCst);
         driver_state.mark_down();
         ended
-    });
+    }));
     client
         .batch_execute(&format!("LISTEN {CHANNEL}"))
         .await

@@ -139,8 +139,8 @@ impl Notifier {
 /// revocations) and reconnect wake-ups cover a lost hint.
 pub(super) async fn run(delivery: Arc<Delivery>) {
     let notifier = &delivery.notifier;
+    // Drains first: a notifier restarted after a failure sends what is pending at once.
     loop {
-        notifier.wake.notified().await;
         let payloads = notifier.take_payloads();
         for payload in payloads {
             let sent = retry(NOTIFY_ATTEMPTS, RETRY_PAUSE, || async {
@@ -154,6 +154,7 @@ pub(super) async fn run(delivery: Arc<Delivery>) {
                 tracing::warn!(error = %e, attempts = NOTIFY_ATTEMPTS, "NOTIFY failed; other processes will catch up by their sweep");
             }
         }
+        notifier.wake.notified().await;
     }
 }
 
