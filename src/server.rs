@@ -141,7 +141,7 @@ pub async fn run(
     if tokio::time::timeout(grace, http.wait()).await.is_err() {
         tracing::warn!("HTTP connections still open after the grace period");
     }
-    delivery.stop_writers();
+    delivery.stop_writers().await;
     sessions.close();
     if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
         tracing::warn!("WebSocket sessions still open after the grace period");

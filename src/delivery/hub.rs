@@ -176,6 +176,7 @@ impl Hub {
     }
 
     /// Open sockets of `user_id` in this process.
+    #[cfg(test)]
     pub fn user_socket_count(&self, user_id: i64) -> usize {
         self.sessions
             .lock()

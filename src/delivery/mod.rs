@@ -35,10 +35,10 @@ use crate::store::events::{self as log, Outbox, Stored};
 use crate::store::StoreResult;
 
 pub use crate::store::sends::{NewMessage, Sent};
-pub use frame::{typing_frame, FrameTemplate};
-pub use hub::Hub;
+use frame::typing_frame;
+use hub::Hub;
 pub use queue::{CapReached, Push, QueueBounds, Subscription};
-pub use writers::{SendError, MAX_BATCH, SEND_QUEUE};
+pub use writers::SendError;
 
 use notifier::Notifier;
 use writers::SendQueue;
@@ -127,9 +127,10 @@ impl Delivery {
     }
 
     /// Stops the send writers: only after the HTTP requests drained, since a handler waiting
-    /// for its batch answers 503 once they are gone.
-    pub fn stop_writers(&self) {
+    /// for its batch answers 503 once they are gone (and so does any send after this).
+    pub async fn stop_writers(&self) {
         self.stop_writers.cancel();
+        self.sends.close().await;
     }
 
     /// Completes when a task failed for good (the server then stops).

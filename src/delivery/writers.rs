@@ -76,6 +76,18 @@ impl SendQueue {
         self.receivers.clone()
     }
 
+    /// Closes the queues once their writers are stopped: the sends still queued, and any
+    /// sent from now on, answer `ShuttingDown` (the writers' ends outlive the writers, so
+    /// without this they would wait for ever).
+    pub(super) async fn close(&self) {
+        for receiver in &self.receivers {
+            // Free once the stopped writer's task is dropped.
+            let mut rx = receiver.lock().await;
+            rx.close();
+            while rx.try_recv().is_ok() {}
+        }
+    }
+
     /// Queues `message` and waits until its batch committed (or failed: then nothing of it
     /// was written, or the outcome is unknown and a retry with the same `client_id` tells).
     /// A writer that died with the batch answers `Unavailable` unless the writers are
