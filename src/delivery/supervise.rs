@@ -30,7 +30,7 @@ const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(2);
 /// count of quick failures start afresh.
 const STABLE_RUN: Duration = Duration::from_secs(60);
 
-/// Quick failures in a row after which a task is given up (50 ms + 100 + ... ≈ 6 s of
+/// Quick failures in a row after which a task is given up (50 ms + 100 + ... ≈ 5 s of
 /// trying).
 const MAX_QUICK_FAILURES: u32 = 8;
 
