@@ -93,7 +93,7 @@ pub struct Config {
     pub max_connections: usize,
     /// Interval of server pings on WebSockets.
     pub heartbeat: Duration,
-    /// Writer tasks committing batches of message sends (src/sends.rs).
+    /// Writer tasks committing batches of message sends (src/delivery/writers.rs).
     pub send_writers: usize,
     /// Frames a socket may have queued before it is closed as a slow reader.
     pub ws_queue: usize,
@@ -137,6 +137,9 @@ pub struct Config {
     /// Changes of one chat (title, activity, members): each writes an event per member.
     pub rate_chat_changes_per_min: f64,
     pub rate_chat_changes_burst: f64,
+    /// Failures a test injects into the delivery tasks; nothing else sets them.
+    #[doc(hidden)]
+    pub faults: Faults,
 }
 
 /// A setting that could not be used, naming the variable.
@@ -259,6 +262,7 @@ impl Config {
             )? as f64,
             rate_chat_changes_burst: ranged(&get, "RTCHAT_RATE_CHAT_CHANGES_BURST", 1, 1_000_000)?
                 as f64,
+            faults: Faults::default(),
         })
     }
 
@@ -459,5 +463,43 @@ mod tests {
         let shown = format!("{config:?}");
         assert!(!shown.contains("super-secret-value-123"));
         assert!(!shown.contains("hunter2"));
+    }
+}
+
+/// Failures a test injects into delivery's tasks, to prove that they are supervised (a task
+/// that dies is restarted). Shared by the clones of a `Config`; nothing but tests sets them.
+#[doc(hidden)]
+#[derive(Debug, Clone, Default)]
+pub struct Faults(std::sync::Arc<FaultFlags>);
+
+#[derive(Debug, Default)]
+struct FaultFlags {
+    writer_panic: std::sync::atomic::AtomicBool,
+    listener_panic: tokio::sync::Notify,
+}
+
+impl Faults {
+    /// The send writer that takes the next batch panics before writing it.
+    pub fn panic_next_send_writer(&self) {
+        self.0
+            .writer_panic
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The listener panics before it handles its next hint (or at once if it is waiting).
+    pub fn panic_listener(&self) {
+        self.0.listener_panic.notify_one();
+    }
+
+    /// Whether the writer taking a batch now must panic (clears the request).
+    pub fn take_writer_panic(&self) -> bool {
+        let flag = &self.0.writer_panic;
+        flag.load(std::sync::atomic::Ordering::Relaxed)
+            && flag.swap(false, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Completes when a test asked the listener to panic.
+    pub async fn listener_panicked(&self) {
+        self.0.listener_panic.notified().await;
     }
 }

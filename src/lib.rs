@@ -1,29 +1,28 @@
 //! rtchat: a real-time chat backend on hyper and PostgreSQL.
 //!
 //! Data flows one way: request → `router` → a handler in `http` → one database transaction
-//! that also appends to the event log (`events`) → commit → `hub` → WebSocket sessions (`ws`).
-//! Message sends take that path in batches: the handler queues them for `sends`, whose writer
-//! commits a batch in one transaction and hands its events to the hub.
+//! (`store`) that also appends to the event log → `delivery` commits it and hands its events
+//! to the WebSocket sessions (`ws`) here and, by a hint, in the other processes. Message
+//! sends take that path in batches: the handler queues them for `delivery`, whose writer
+//! commits a batch in one statement and hands its events on.
 
 pub mod auth;
 pub mod config;
 pub mod conn;
 pub mod db;
+pub mod delivery;
 pub mod error;
 pub mod events;
 pub mod gate;
 pub mod http;
-pub mod hub;
 pub mod identity;
 pub mod leases;
 pub mod limits;
 pub mod lru;
 pub mod metrics;
 pub mod model;
-pub mod notify;
 pub mod revocation;
 pub mod router;
-pub mod sends;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -1,14 +1,10 @@
 //! Prometheus metrics: requests by route, method and status with latency histograms, pool
 //! use, open sockets and delivered frames, rendered as text at `GET /metrics`.
 
-use std::sync::atomic::Ordering;
-
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
-
-use crate::state::AppState;
 
 /// Latency buckets in seconds: sub-millisecond to several seconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -24,6 +20,7 @@ pub struct Metrics {
     pool_waiting: IntGauge,
     sockets: IntGauge,
     delivered: IntCounter,
+    task_restarts: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -68,6 +65,14 @@ impl Metrics {
             "frames handed to socket queues",
         )
         .expect("valid metric");
+        let task_restarts = IntCounterVec::new(
+            Opts::new(
+                "rtchat_task_restarts_total",
+                "background tasks restarted after they ended unexpectedly, by task",
+            ),
+            &["task"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -76,6 +81,7 @@ impl Metrics {
             Box::new(pool_waiting.clone()),
             Box::new(sockets.clone()),
             Box::new(delivered.clone()),
+            Box::new(task_restarts.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -88,6 +94,7 @@ impl Metrics {
             pool_waiting,
             sockets,
             delivered,
+            task_restarts,
         }
     }
 
@@ -105,14 +112,24 @@ impl Metrics {
         self.latency.with_label_values(&[route]).observe(seconds);
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self, state: &AppState) -> String {
-        let status = state.pool.status();
+    /// The counter of task restarts, for the supervisor that makes them.
+    pub fn task_restarts(&self) -> IntCounterVec {
+        self.task_restarts.clone()
+    }
+
+    /// The Prometheus text exposition, with the pool's status, the open sockets and the
+    /// frames queued so far.
+    pub fn render(
+        &self,
+        pool: deadpool_postgres::Status,
+        sockets: usize,
+        delivered: u64,
+    ) -> String {
+        let status = pool;
         self.pool_size.set(status.size as i64);
         self.pool_available.set(status.available as i64);
         self.pool_waiting.set(status.waiting as i64);
-        self.sockets.set(state.hub.socket_count() as i64);
-        let delivered = state.hub.delivered.load(Ordering::Relaxed);
+        self.sockets.set(sockets as i64);
         self.delivered
             .inc_by(delivered.saturating_sub(self.delivered.get()));
         let mut out = Vec::new();

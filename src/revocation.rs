@@ -1,6 +1,6 @@
 //! Revoked login sessions: a set each process keeps, so that a revoked session's access
 //! tokens stop working at once without a database query per request. Filled at start-up
-//! from PostgreSQL, by this process's logouts, by hints from other processes (`notify`),
+//! from PostgreSQL, by this process's logouts, by hints from other processes (`delivery`),
 //! and by the periodic sweep (in case a hint was lost).
 //!
 //! An entry is needed only while the session's access tokens can still be valid: for the

@@ -17,12 +17,10 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{self, Auth};
 use crate::config::Config;
 use crate::conn::{ClientIo, ConnectionSlot};
-use crate::hub::Hub;
+use crate::delivery::Delivery;
 use crate::limits::{self, Limits};
 use crate::metrics::Metrics;
-use crate::notify::{self, Notifier};
 use crate::revocation::Revoked;
-use crate::sends::{self, SendQueue};
 use crate::state::AppState;
 use crate::{db, events, identity, leases, router};
 
@@ -38,6 +36,8 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Runs rtchat on `listener` until `shutdown` completes, then shuts down gracefully.
 /// `config.database_url` must be set (`main` starts the embedded PostgreSQL when it is not).
+/// Also shuts down, and returns the reason as its error, when a delivery task fails for good
+/// (see `delivery::supervise`): the process should then exit and be replaced.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -48,20 +48,14 @@ pub async fn run(
     let sessions = state.sessions.clone();
     let grace = state.config.shutdown_grace;
 
-    let database_url = state
-        .config
-        .database_url
-        .as_ref()
-        .map(|u| u.expose().to_string())
-        .unwrap_or_default();
-    let background = [
-        tokio::spawn(prune_events(state.clone())),
-        tokio::spawn(notify::run_notifier(state.clone())),
-        tokio::spawn(notify::run_listener(state.clone(), database_url)),
-        tokio::spawn(notify::run_sweep(state.clone())),
-    ];
-    // Not with the rest: requests still draining after shutdown wait for them.
-    let writers = sends::spawn_writers(&state);
+    let prune = tokio::spawn(prune_events(state.clone()));
+    // Delivery's tasks, supervised; its send writers stop only after the requests drained
+    // (`stop_writers`), since requests still draining wait for them.
+    state.delivery.start();
+    let delivery = state.delivery.clone();
+    let failed = delivery.failed();
+    tokio::pin!(failed);
+    let mut failure = None;
     // On the session tracker, so shutdown waits for the lease to be given up.
     state.sessions.spawn(leases::run(
         state.pool.clone(),
@@ -92,10 +86,18 @@ pub async fn run(
         // Waiting for a permit before accepting leaves excess clients in the kernel's queue.
         let permit = tokio::select! {
             _ = &mut shutdown => break,
+            why = &mut failed => {
+                failure = Some(why);
+                break;
+            }
             permit = connections.clone().acquire_owned() => permit.expect("never closed"),
         };
         let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
+            why = &mut failed => {
+                failure = Some(why);
+                break;
+            }
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -138,21 +140,21 @@ pub async fn run(
     tracing::info!("shutting down: closing sockets and draining requests");
     drop(listener);
     state.shutdown.cancel();
-    for task in &background {
-        task.abort();
-    }
+    prune.abort();
+    delivery.stop_background();
     http.close();
     if tokio::time::timeout(grace, http.wait()).await.is_err() {
         tracing::warn!("HTTP connections still open after the grace period");
     }
-    for task in &writers {
-        task.abort();
-    }
+    delivery.stop_writers().await;
     sessions.close();
     if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
         tracing::warn!("WebSocket sessions still open after the grace period");
     }
-    Ok(())
+    match failure {
+        Some(why) => Err(format!("stopped: {why}")),
+        None => Ok(()),
+    }
 }
 
 /// Open files beyond the connections: the database pool, the LISTEN connection, the
@@ -217,7 +219,7 @@ async fn build_state(config: Config) -> Result<Arc<AppState>, String> {
             auth::random_secret()
         }
     };
-    let revoked = Revoked::new(config.token_ttl);
+    let revoked = Arc::new(Revoked::new(config.token_ttl));
     let client = pool
         .get()
         .await
@@ -227,16 +229,20 @@ async fn build_state(config: Config) -> Result<Arc<AppState>, String> {
         .await
         .map_err(|e| format!("loading revoked sessions: {e:?}"))?;
     drop(client);
+    let metrics = Metrics::new();
+    let delivery = Delivery::new(
+        &config,
+        pool.clone(),
+        revoked.clone(),
+        metrics.task_restarts(),
+    );
     Ok(Arc::new(AppState {
         auth: Auth::new(secret.as_bytes(), config.token_ttl),
         pool,
-        hub: Arc::new(Hub::default()),
-        sends: SendQueue::new(config.send_writers),
-        notifier: Notifier::new(rand::random()),
+        delivery,
         limits: Limits::new(&config),
         revoked,
-        listening: Default::default(),
-        metrics: Metrics::new(),
+        metrics,
         shutdown: CancellationToken::new(),
         sessions: TaskTracker::new(),
         config,

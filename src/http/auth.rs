@@ -209,7 +209,7 @@ pub async fn refresh(ctx: Ctx) -> ApiResult<Response<Body>> {
         tx.commit().await?;
         if !revoked.is_empty() {
             tracing::warn!("a used refresh token was presented again: session revoked");
-            ctx.state.revoke_sessions(&revoked);
+            ctx.state.delivery.revoke_sessions(&revoked);
         }
         return Err(ApiError::Unauthorized("the refresh token is invalid"));
     };
@@ -242,7 +242,7 @@ pub async fn logout(ctx: Ctx) -> ApiResult<Response<Body>> {
     let mut ended = sessions::revoke(&client, caller.user_id, caller.session_id, body.all).await?;
     // This session's tokens die even if it was revoked before (by a reuse detection).
     ended.push(caller.session_id);
-    ctx.state.revoke_sessions(&ended);
+    ctx.state.delivery.revoke_sessions(&ended);
     no_content()
 }
 

@@ -110,7 +110,7 @@ pub async fn create_chat(ctx: Ctx) -> ApiResult<Response<Body>> {
             Created::New { chat, view } => {
                 let mut outbox = Outbox::default();
                 outbox.add(EventType::CreateChat, &members, &chat)?;
-                ctx.state.commit(tx, outbox).await?;
+                ctx.state.delivery.commit(tx, outbox).await?;
                 return created(&view);
             }
             Created::Existing(view) => return ok(&view),
@@ -188,7 +188,7 @@ pub async fn update_chat(ctx: Ctx, chat_id: i64) -> ApiResult<Response<Body>> {
         let chat = store::load_chat(&tx, chat_id).await?;
         outbox.add(EventType::UpdateChat, &locked.members, &chat)?;
     }
-    ctx.state.commit(tx, outbox).await?;
+    ctx.state.delivery.commit(tx, outbox).await?;
     ok(&store::load_view(&admitted.client, chat_id, caller.user_id).await?)
 }
 
@@ -211,6 +211,6 @@ pub async fn delete_chat(ctx: Ctx, chat_id: i64) -> ApiResult<Response<Body>> {
         &json!({ "id": chat_id }),
     )?;
     store::delete(&tx, chat_id).await?;
-    ctx.state.commit(tx, outbox).await?;
+    ctx.state.delivery.commit(tx, outbox).await?;
     no_content()
 }

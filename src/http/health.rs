@@ -1,4 +1,5 @@
-//! Operations endpoints: liveness, readiness (the database answers) and Prometheus metrics.
+//! Operations endpoints: liveness, readiness (the database answers, delivery works) and
+//! Prometheus metrics.
 
 use std::time::Duration;
 
@@ -16,23 +17,17 @@ pub async fn healthz(_ctx: Ctx) -> ApiResult<Response<Body>> {
     ok(&json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: the database is reachable and the cross-process listener is up.
+/// `GET /readyz`: the database is reachable, the cross-process listener is up and no
+/// delivery task failed for good.
 pub async fn readyz(ctx: Ctx) -> ApiResult<Response<Body>> {
     let check = async {
         let client = ctx.state.db().await?;
-        client
-            .simple_query("SELECT 1")
-            .await
-            .map_err(ApiError::from)
+        crate::store::ping(&client).await.map_err(ApiError::from)
     };
-    if !ctx
-        .state
-        .listening
-        .load(std::sync::atomic::Ordering::Relaxed)
-    {
+    if let Err(why) = ctx.state.delivery.ready() {
         return Ok(json_response(
             StatusCode::SERVICE_UNAVAILABLE,
-            &json!({ "detail": "not yet listening for other processes' events", "code": "not_ready" }),
+            &json!({ "detail": why, "code": "not_ready" }),
         ));
     }
     match tokio::time::timeout(READY_TIMEOUT, check).await {
@@ -46,7 +41,12 @@ pub async fn readyz(ctx: Ctx) -> ApiResult<Response<Body>> {
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(ctx: Ctx) -> ApiResult<Response<Body>> {
-    let text = ctx.state.metrics.render(&ctx.state);
+    let delivery = &ctx.state.delivery;
+    let text = ctx.state.metrics.render(
+        ctx.state.pool.status(),
+        delivery.socket_count(),
+        delivery.frames_queued(),
+    );
     Ok(static_response(
         "text/plain; version=0.0.4; charset=utf-8",
         text,

@@ -70,7 +70,7 @@ pub async fn add_members(ctx: Ctx, chat_id: i64) -> ApiResult<Response<Body>> {
         outbox.add(EventType::CreateChat, &new, &chat)?;
         outbox.add(EventType::UpdateChat, &locked.members, &chat)?;
     }
-    ctx.state.commit(tx, outbox).await?;
+    ctx.state.delivery.commit(tx, outbox).await?;
     ok(&load_view(&admitted.client, chat_id, caller.user_id).await?)
 }
 
@@ -109,6 +109,6 @@ pub async fn remove_member(ctx: Ctx, chat_id: i64, user_id: i64) -> ApiResult<Re
     if let Some(chat) = store::remove(&tx, chat_id, user_id, &rest).await? {
         outbox.add(EventType::UpdateChat, &rest, &chat)?;
     }
-    ctx.state.commit(tx, outbox).await?;
+    ctx.state.delivery.commit(tx, outbox).await?;
     no_content()
 }

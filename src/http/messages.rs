@@ -5,13 +5,13 @@ use hyper::Response;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::delivery::{NewMessage, SendError, Sent};
 use crate::error::{ApiError, ApiResult, Body};
 use crate::events::{EventType, Outbox};
 use crate::http::chats::admit;
 use crate::http::users::{DEFAULT_PAGE, MAX_PAGE};
 use crate::http::{created, no_content, ok, Ctx};
 use crate::model::Message;
-use crate::sends::{NewMessage, Sent};
 use crate::store::chats::lock_chat;
 use crate::store::members::is_member;
 use crate::store::messages::{self as store, Page};
@@ -60,18 +60,22 @@ pub async fn send_message(ctx: Ctx, chat_id: i64) -> ApiResult<Response<Body>> {
         }
     }
 
-    // Group commit: the send joins the next batch (src/sends.rs, rtchat_send_messages in
-    // schema.sql), which also hands its event to the sockets.
+    // Group commit: the send joins the next batch (src/delivery/writers.rs,
+    // rtchat_send_messages in schema.sql), which also hands its event to the sockets.
     let sent = ctx
         .state
-        .sends
+        .delivery
         .send(NewMessage {
             chat_id,
             sender_id: caller.user_id,
             text: body.text.clone(),
             client_id: body.client_id.clone(),
         })
-        .await?;
+        .await
+        .map_err(|e| match e {
+            SendError::Store(e) => ApiError::from(e),
+            SendError::ShuttingDown => ApiError::ShuttingDown,
+        })?;
     match sent {
         Sent::NotFound => Err(ApiError::NotFound("chat")),
         Sent::Inactive => Err(ApiError::ChatInactive),
@@ -137,7 +141,7 @@ pub async fn edit_message(ctx: Ctx, chat_id: i64, message_id: i64) -> ApiResult<
     let message = store::edit(&tx, chat_id, message_id, &body.text).await?;
     let mut outbox = Outbox::default();
     outbox.add(EventType::UpdateMessage, &locked.members, &message)?;
-    ctx.state.commit(tx, outbox).await?;
+    ctx.state.delivery.commit(tx, outbox).await?;
     ok(&message)
 }
 
@@ -158,7 +162,7 @@ pub async fn delete_message(ctx: Ctx, chat_id: i64, message_id: i64) -> ApiResul
         &locked.members,
         &json!({ "id": message_id, "chat_id": chat_id }),
     )?;
-    ctx.state.commit(tx, outbox).await?;
+    ctx.state.delivery.commit(tx, outbox).await?;
     no_content()
 }
 
@@ -185,6 +189,6 @@ pub async fn mark_read(ctx: Ctx, chat_id: i64) -> ApiResult<Response<Body>> {
             json!({ "chat_id": chat_id, "user_id": caller.user_id, "message_id": body.message_id });
         outbox.add(EventType::Read, &locked.members, &payload)?;
     }
-    ctx.state.commit(tx, outbox).await?;
+    ctx.state.delivery.commit(tx, outbox).await?;
     no_content()
 }

@@ -319,3 +319,12 @@ pub fn trust_session(state: &AppState, session_id: i64) -> ApiResult<()> {
         other => Ok(other?),
     }
 }
+
+/// The handlers' way to a pooled connection (here, at the edge, since its error is the
+/// HTTP one).
+impl AppState {
+    /// A pooled connection, or 503.
+    pub async fn db(&self) -> Result<deadpool_postgres::Object, ApiError> {
+        Ok(self.pool.get().await?)
+    }
+}

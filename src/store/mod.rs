@@ -8,6 +8,7 @@ pub mod leases;
 pub mod login_attempts;
 pub mod members;
 pub mod messages;
+pub mod sends;
 pub mod sessions;
 pub mod users;
 
@@ -133,4 +134,10 @@ fn is_outage(e: &tokio_postgres::Error) -> bool {
         source = cause.source();
     }
     false
+}
+
+/// Whether the database answers on this connection (readiness).
+pub async fn ping(client: &impl deadpool_postgres::GenericClient) -> StoreResult<()> {
+    client.batch_execute("SELECT 1").await?;
+    Ok(())
 }

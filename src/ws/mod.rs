@@ -19,9 +19,9 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::conn::{ClientIo, ConnectionSlot};
+use crate::delivery::{CapReached, QueueBounds};
 use crate::error::{ApiError, ApiResult, Body};
 use crate::http::{parse_query, request_token};
-use crate::hub::{CapReached, QueueBounds};
 use crate::state::AppState;
 
 /// Largest client message or frame accepted (client frames are tiny: ping, typing).
@@ -87,7 +87,7 @@ pub async fn upgrade(
     if state.shutdown.is_cancelled() {
         return Err(ApiError::ShuttingDown);
     }
-    if state.hub.socket_count() >= state.config.max_sockets {
+    if state.delivery.socket_count() >= state.config.max_sockets {
         return Err(ApiError::ServerBusy(crate::error::SOCKETS_FULL));
     }
     // The slot is taken now, before the 101: checked and counted at once, so concurrent
@@ -96,7 +96,7 @@ pub async fn upgrade(
         frames: state.config.ws_queue,
         bytes: state.config.ws_queue_bytes,
     };
-    let subscription = match state.hub.try_subscribe(
+    let subscription = match state.delivery.subscribe(
         caller.user_id,
         caller.session_id,
         bounds,

@@ -36,12 +36,6 @@ pub fn resync_required(seq: i64) -> Utf8Bytes {
         .into()
 }
 
-pub fn typing(chat_id: i64, user_id: i64) -> Utf8Bytes {
-    json!({"type": "typing", "payload": {"chat_id": chat_id, "user_id": user_id}})
-        .to_string()
-        .into()
-}
-
 pub fn error(code: &str, detail: &str) -> Utf8Bytes {
     json!({"type": "error", "payload": {"code": code, "detail": detail}})
         .to_string()

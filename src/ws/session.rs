@@ -24,11 +24,10 @@ use tokio_util::sync::CancellationToken;
 use super::protocol::{self, ClientFrame};
 use super::ws_config;
 use crate::auth::{unix_now, Caller};
-use crate::error::ApiError;
-use crate::events;
+use crate::delivery::{Push, Subscription};
 use crate::http::chats::chat_members;
-use crate::hub::{Push, Subscription};
 use crate::state::AppState;
+use crate::store::StoreError;
 
 /// Longer token lifetimes than this (ten years) are treated as this.
 const MAX_TOKEN_LIFETIME_SECS: u64 = 10 * 365 * 86_400;
@@ -139,15 +138,9 @@ where
 {
     /// `ready`, then the replay after `since`.
     async fn start(&mut self, since: Option<i64>) -> Result<(), End> {
-        let latest = {
-            let client =
-                self.state.db().await.map_err(|_| {
-                    End::Close(protocol::CLOSE_SERVER_ERROR, "database unavailable")
-                })?;
-            events::latest_seq(&client, self.user_id)
-                .await
-                .map_err(|_| End::Close(protocol::CLOSE_SERVER_ERROR, "database unavailable"))?
-        };
+        let latest = self.state.delivery.latest_seq(self.user_id).await;
+        let latest =
+            latest.map_err(|_| End::Close(protocol::CLOSE_SERVER_ERROR, "database unavailable"))?;
         let heartbeat_ms = self.state.config.heartbeat.as_millis();
         self.feed(protocol::ready(self.user_id, latest, heartbeat_ms))
             .await?;
@@ -256,26 +249,23 @@ where
     /// Sends every logged event after `delivered`.
     async fn catch_up(&mut self) -> Result<(), End> {
         loop {
-            let page = {
-                let client = self.state.db().await.map_err(|_| {
-                    End::Close(protocol::CLOSE_SERVER_ERROR, "database unavailable")
-                })?;
-                events::read_since(&client, self.user_id, self.delivered, REPLAY_PAGE).await
-            };
+            let (user, after, delivery) = (self.user_id, self.delivered, &self.state.delivery);
+            let page = delivery.read_since(user, after, REPLAY_PAGE).await;
             let (stored, has_more) = match page {
                 Ok(page) => page,
                 // The stream goes on after `seq`, the latest seq read with the gap, and the
                 // frame says so: the client takes it as its cursor.
-                Err(ApiError::ResyncRequired { seq }) => {
+                Err(StoreError::ResyncRequired { seq }) => {
                     self.feed(protocol::resync_required(seq)).await?;
                     self.delivered = seq;
                     return Ok(());
                 }
-                Err(_) => {
-                    return Err(End::Close(
-                        protocol::CLOSE_SERVER_ERROR,
-                        "the event log could not be read",
-                    ))
+                Err(e) => {
+                    let why = match e {
+                        StoreError::Unavailable(_) => "database unavailable",
+                        _ => "the event log could not be read",
+                    };
+                    return Err(End::Close(protocol::CLOSE_SERVER_ERROR, why));
                 }
             };
             for event in stored {
@@ -370,9 +360,7 @@ where
             .collect();
         // Members on other processes hear it through the hint (which names the chat, not
         // its members); these through the hub.
-        self.state.notifier.typing(chat_id, self.user_id);
-        let frame = protocol::typing(chat_id, self.user_id);
-        self.state.hub.send_ephemeral(&others, frame);
+        self.state.delivery.typing(chat_id, self.user_id, &others);
         Ok(())
     }
 

@@ -1,5 +1,5 @@
-//! Group commit of sends (src/sends.rs, `rtchat_send_messages`): one batch answers each of
-//! its sends as if it had been alone, in arrival order.
+//! Group commit of sends (src/delivery/writers.rs, `rtchat_send_messages`): one batch
+//! answers each of its sends as if it had been alone, in arrival order.
 
 use std::collections::HashMap;
 use std::str::FromStr;

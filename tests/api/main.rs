@@ -15,6 +15,7 @@ mod messages;
 mod retention;
 mod scaleout;
 mod security;
+mod supervision;
 mod support;
 mod upgrade;
 mod wire;

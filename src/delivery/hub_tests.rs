@@ -1,0 +1,145 @@
+//! The hub's tests (a file of their own, so that `hub.rs` stays short).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use super::*;
+use crate::delivery::frame::FrameTemplate;
+use crate::delivery::queue::{CapReached, Push, QueueBounds, Subscription};
+use crate::store::events::{self, Outbox};
+
+#[tokio::test]
+async fn publish_hands_each_socket_its_users_frame_in_order() {
+    use crate::events::{Appended, EventType};
+    let hub = Arc::new(Hub::default());
+    let bounds = QueueBounds {
+        frames: 16,
+        bytes: 1 << 20,
+    };
+    let mut a1 = hub.subscribe(1, 10, bounds);
+    let mut a2 = hub.subscribe(1, 11, bounds);
+    let mut b = hub.subscribe(2, 20, bounds);
+    assert_eq!(hub.socket_count(), 3);
+    let payload = r#"{"text":"hi"}"#;
+    let outbox = Outbox::from_committed(vec![
+        Appended {
+            kind: EventType::NewMessage.as_str(),
+            payload: payload.into(),
+            deliveries: vec![(1, 7), (2, 3), (3, 1)],
+        },
+        Appended {
+            kind: EventType::Read.as_str(),
+            payload: "{}".into(),
+            deliveries: vec![(2, 4)],
+        },
+    ]);
+    hub.publish(&outbox);
+    let expect = |sub: &mut Subscription, seq: i64, kind: &str, payload: &str| match sub.try_recv()
+    {
+        Some(Push::Event { seq: got, frame }) => {
+            assert_eq!(got, seq);
+            assert_eq!(frame.as_str(), events::frame(kind, seq, payload));
+        }
+        other => panic!("expected event {seq}, got {other:?}"),
+    };
+    expect(&mut a1, 7, "new_message", payload);
+    expect(&mut a2, 7, "new_message", payload);
+    expect(&mut b, 3, "new_message", payload);
+    expect(&mut b, 4, "read", "{}");
+    assert!(a1.try_recv().is_none() && b.try_recv().is_none());
+    assert_eq!(hub.delivered.load(Ordering::Relaxed), 4);
+
+    let read = FrameTemplate::new("read", "{}");
+    hub.push_events(vec![
+        (2, 5, read.frame(5)),
+        (3, 1, read.frame(1)),
+        (2, 6, read.frame(6)),
+    ]);
+    expect(&mut b, 5, "read", "{}");
+    expect(&mut b, 6, "read", "{}");
+    assert_eq!(hub.delivered.load(Ordering::Relaxed), 6);
+
+    drop(a2);
+    assert_eq!(hub.socket_count(), 2);
+    assert_eq!(hub.user_socket_count(1), 1);
+    drop(a1);
+    drop(b);
+    assert_eq!(hub.socket_count(), 0);
+    assert!(hub.connected_users().is_empty());
+}
+
+/// A `Read` event for user 1 at `seq` whose frame is `len` bytes.
+fn big_event(seq: i64, len: usize) -> Outbox {
+    use crate::events::{Appended, EventType};
+    let head = events::frame("read", seq, r#""""#).len();
+    let payload = format!(r#""{}""#, "x".repeat(len - head));
+    Outbox::from_committed(vec![Appended {
+        kind: EventType::Read.as_str(),
+        payload: payload.into(),
+        deliveries: vec![(1, seq)],
+    }])
+}
+
+#[test]
+fn a_queue_is_bounded_by_the_bytes_of_its_frames() {
+    let hub = Arc::new(Hub::default());
+    let bounds = QueueBounds {
+        frames: 1000,
+        bytes: 64 * 1024,
+    };
+    let mut slow = hub.subscribe(1, 10, bounds);
+    // Four 16 KiB frames fill 64 KiB exactly; the fifth overflows, long before the
+    // frame bound.
+    for seq in 1..=4 {
+        hub.publish(&big_event(seq, 16 * 1024));
+        assert!(!slow.overflow.is_cancelled(), "overflowed at {seq}");
+    }
+    assert_eq!(slow.queued.load(Ordering::Relaxed), 64 * 1024);
+    hub.publish(&big_event(5, 16 * 1024));
+    assert!(slow.overflow.is_cancelled());
+    assert_eq!(slow.queued.load(Ordering::Relaxed), 64 * 1024);
+    // What the session takes is released.
+    for seq in 1..=4 {
+        assert!(matches!(slow.try_recv(), Some(Push::Event { seq: s, .. }) if s == seq));
+    }
+    assert!(slow.try_recv().is_none());
+    assert_eq!(slow.queued.load(Ordering::Relaxed), 0);
+
+    // An empty queue takes one frame of any size; typing never closes a socket.
+    let mut other = hub.subscribe(1, 11, bounds);
+    hub.publish(&big_event(6, 100 * 1024));
+    assert!(!other.overflow.is_cancelled());
+    hub.send_ephemeral(&[1], Utf8Bytes::from_static("{}"));
+    assert!(!other.overflow.is_cancelled());
+    assert!(matches!(other.try_recv(), Some(Push::Event { seq: 6, .. })));
+    assert!(
+        other.try_recv().is_none(),
+        "typing over the bound is dropped"
+    );
+}
+
+#[test]
+fn socket_caps_are_checked_and_taken_under_one_lock() {
+    let hub = Arc::new(Hub::default());
+    let bounds = QueueBounds {
+        frames: 4,
+        bytes: 1024,
+    };
+    let a = hub.try_subscribe(1, 10, bounds, 3, 2).unwrap();
+    let _b = hub.try_subscribe(1, 11, bounds, 3, 2).unwrap();
+    assert_eq!(
+        hub.try_subscribe(1, 12, bounds, 3, 2).err(),
+        Some(CapReached::User)
+    );
+    let _c = hub.try_subscribe(2, 20, bounds, 3, 2).unwrap();
+    assert_eq!(
+        hub.try_subscribe(3, 30, bounds, 3, 2).err(),
+        Some(CapReached::Process)
+    );
+    assert_eq!(hub.socket_count(), 3);
+    assert!(!hub.connected_users().contains(&3));
+    drop(a);
+    assert!(hub.try_subscribe(3, 30, bounds, 3, 2).is_ok());
+}
