@@ -1,6 +1,6 @@
 //! The store: every SQL statement of the server, one file per aggregate, and `StoreError`,
 //! which says what went wrong in the words of the data (not found, forbidden, conflict,
-//! unavailable...) and knows nothing of HTTP; `error::ApiError` is built from it at the edge.
+//! unavailable...) and knows nothing of HTTP; the HTTP edge builds its own error from it.
 
 pub mod chats;
 pub mod events;
@@ -8,6 +8,7 @@ pub mod leases;
 pub mod login_attempts;
 pub mod members;
 pub mod messages;
+pub mod schema;
 pub mod sends;
 pub mod sessions;
 pub mod users;
