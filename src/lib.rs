@@ -6,27 +6,48 @@
 //! sends take that path in batches: the handler queues them for `delivery`, whose writer
 //! commits a batch in one statement and hands its events on.
 
-pub mod auth;
+mod auth;
 pub mod config;
-pub mod conn;
-pub mod db;
-pub mod delivery;
-pub mod error;
-pub mod events;
-pub mod gate;
-pub mod http;
-pub mod identity;
-pub mod leases;
-pub mod limits;
-pub mod lru;
-pub mod metrics;
-pub mod model;
-pub mod revocation;
-pub mod router;
-pub mod server;
-pub mod state;
-pub mod store;
-pub mod ws;
+mod conn;
+mod db;
+mod delivery;
+mod error;
+mod gate;
+mod http;
+mod identity;
+mod leases;
+mod limits;
+mod lru;
+mod metrics;
+mod model;
+mod revocation;
+mod router;
+mod server;
+mod state;
+mod store;
+mod ws;
+
+pub use db::embedded::EmbeddedPostgres;
+pub use server::run;
+
+/// Internals that the integration tests and the load generator reach into (signing tokens,
+/// direct database set-up, parsers under fuzzing): not an API, and only built with the
+/// `test-support` feature, which `tests/` and `bench/` turn on.
+#[cfg(feature = "test-support")]
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::auth::{prune_sessions, unix_now, Auth};
+    pub use crate::db::pool;
+    pub use crate::error::ApiError;
+    pub use crate::http::auth::normalize_email;
+    pub use crate::http::docs::OPENAPI_YAML;
+    pub use crate::http::{parse_json, parse_query, request_token};
+    pub use crate::leases::LEASE_TTL_RENEWALS;
+    pub use crate::revocation::Revoked;
+    pub use crate::router::ROUTES;
+    pub use crate::store::events::prune as prune_events;
+    pub use crate::store::schema::{apply_schema, schema_version};
+}
 
 /// Logs to stdout, one line per event, filtered by `filter` (`RTCHAT_LOG`).
 pub fn init_logging(filter: &str) {

@@ -23,7 +23,7 @@ use crate::store::login_attempts;
 
 mod login;
 
-pub use login::{prune_login_attempts, LoginRefused, LoginTicket};
+pub use login::{prune_login_attempts, LoginRefused};
 
 /// Keys a limiter remembers at most (a hard cap: past it the least recently used key is
 /// forgotten). A bucket is ~100 bytes with its key, so a full limiter is ~10 MiB.
@@ -113,6 +113,7 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         }
     }
 
+    #[cfg(test)]
     /// Keys remembered now.
     pub fn keys(&self) -> usize {
         self.buckets.lock().expect("limiter lock poisoned").len()

@@ -45,14 +45,12 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
         }
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.slots.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
+    #[cfg(test)]
     /// Slots visited by all operations so far (see `steps`).
     pub fn steps(&self) -> u64 {
         self.steps

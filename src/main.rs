@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use rtchat::config::{Config, Secret};
-use rtchat::db::embedded::EmbeddedPostgres;
+use rtchat::EmbeddedPostgres;
 
 fn main() -> ExitCode {
     if std::env::args().skip(1).any(|a| a == "--help" || a == "-h") {
@@ -46,7 +46,7 @@ fn main() -> ExitCode {
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
             .map_err(|e| format!("RTCHAT_ADDR: cannot listen on {}: {e}", config.addr))?;
-        rtchat::server::run(listener, config, rtchat::shutdown_signal()).await
+        rtchat::run(listener, config, rtchat::shutdown_signal()).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

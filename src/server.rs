@@ -22,7 +22,8 @@ use crate::limits::{self, Limits};
 use crate::metrics::Metrics;
 use crate::revocation::Revoked;
 use crate::state::AppState;
-use crate::{db, events, identity, leases, router};
+use crate::store::events;
+use crate::{db, identity, leases, router};
 
 /// hyper's request-head limit, set above rtchat's own (`router::MAX_HEADERS`), so that a
 /// request with more headers than rtchat takes still reaches the router and gets its 431 in

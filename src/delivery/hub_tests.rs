@@ -12,7 +12,7 @@ use crate::store::events::{self, Outbox};
 
 #[tokio::test]
 async fn publish_hands_each_socket_its_users_frame_in_order() {
-    use crate::events::{Appended, EventType};
+    use crate::store::events::{Appended, EventType};
     let hub = Arc::new(Hub::default());
     let bounds = QueueBounds {
         frames: 16,
@@ -72,7 +72,7 @@ async fn publish_hands_each_socket_its_users_frame_in_order() {
 
 /// A `Read` event for user 1 at `seq` whose frame is `len` bytes.
 fn big_event(seq: i64, len: usize) -> Outbox {
-    use crate::events::{Appended, EventType};
+    use crate::store::events::{Appended, EventType};
     let head = events::frame("read", seq, r#""""#).len();
     let payload = format!(r#""{}""#, "x".repeat(len - head));
     Outbox::from_committed(vec![Appended {

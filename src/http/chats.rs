@@ -8,10 +8,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{ApiError, ApiResult, Body, FieldError};
-use crate::events::{EventType, Outbox};
 use crate::http::users::{DEFAULT_PAGE, MAX_PAGE};
 use crate::http::{created, double_option, no_content, ok, Ctx};
 use crate::store::chats::{self as store, Created, NewChat, MAX_CREATE_ATTEMPTS};
+use crate::store::events::{EventType, Outbox};
 use crate::store::members::check_users_exist;
 
 pub use access::{admit, chat_members};

@@ -4,8 +4,8 @@ use hyper::Response;
 use serde_json::value::RawValue;
 
 use crate::error::{ApiError, ApiResult, Body};
-use crate::events;
 use crate::http::{ok, Ctx};
+use crate::store::events;
 
 /// Events per page: default and most.
 const DEFAULT_LIMIT: i64 = 100;

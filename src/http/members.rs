@@ -8,10 +8,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{ApiError, ApiResult, Body};
-use crate::events::{EventType, Outbox};
 use crate::http::chats::{admit, MAX_GROUP_MEMBERS};
 use crate::http::{no_content, ok, Ctx};
 use crate::store::chats::{load_view, lock_chat};
+use crate::store::events::{EventType, Outbox};
 use crate::store::members::{self as store, check_users_exist};
 
 #[derive(Deserialize)]

@@ -7,12 +7,12 @@ use serde_json::json;
 
 use crate::delivery::{NewMessage, SendError, Sent};
 use crate::error::{ApiError, ApiResult, Body};
-use crate::events::{EventType, Outbox};
 use crate::http::chats::admit;
 use crate::http::users::{DEFAULT_PAGE, MAX_PAGE};
 use crate::http::{created, no_content, ok, Ctx};
 use crate::model::Message;
 use crate::store::chats::lock_chat;
+use crate::store::events::{EventType, Outbox};
 use crate::store::members::is_member;
 use crate::store::messages::{self as store, Page};
 

@@ -169,7 +169,7 @@ async fn register_validates_every_field() {
 }
 
 fn forge(secret: &[u8], sub: &str, exp: u64) -> String {
-    let now = rtchat::auth::unix_now();
+    let now = rtchat::testing::unix_now();
     encode(
         &Header::default(),
         &json!({"sub": sub, "iat": now, "exp": exp, "sid": 1}),
@@ -182,7 +182,7 @@ fn forge(secret: &[u8], sub: &str, exp: u64) -> String {
 async fn bad_tokens_are_401_with_www_authenticate_in_header_and_query() {
     let app = TestApp::spawn().await;
     let user = app.user("tok").await;
-    let now = rtchat::auth::unix_now();
+    let now = rtchat::testing::unix_now();
     let wrong_secret = forge(
         b"not-the-server-secret-at-all",
         &user.id.to_string(),

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use rtchat::router::ROUTES;
+use rtchat::testing::ROUTES;
 use serde_norway::Value as Yaml;
 
 use crate::support::*;
@@ -189,7 +189,7 @@ fn documented_files(spec: &Yaml, path: &str) -> BTreeSet<String> {
 #[tokio::test]
 async fn the_documented_asset_names_are_exactly_the_served_ones() {
     let app = TestApp::spawn().await;
-    let spec: Yaml = serde_norway::from_str(rtchat::http::docs::OPENAPI_YAML).unwrap();
+    let spec: Yaml = serde_norway::from_str(rtchat::testing::OPENAPI_YAML).unwrap();
 
     let mut swagger: BTreeSet<String> = swagger_ui_redist::SwaggerUi::static_files()
         .iter()

@@ -243,7 +243,7 @@ async fn a_full_process_refuses_sockets_with_503_server_busy() {
 /// `unavailable` (retry), a query rtchat got wrong is 500 `internal_error` (a bug).
 #[tokio::test]
 async fn database_errors_without_a_sqlstate_are_bugs_unless_the_connection_is_gone() {
-    use rtchat::error::ApiError;
+    use rtchat::testing::ApiError;
     use std::str::FromStr;
     let url = fresh_database().await;
     let config = tokio_postgres::Config::from_str(&url).unwrap();

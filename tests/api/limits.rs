@@ -31,7 +31,7 @@ async fn wait_for_leases(db: &tokio_postgres::Client, n: i64) {
                                             + $2::float8 * interval '1 second'), false)
                  FROM process_leases WHERE expires_at > now()",
                 &[
-                    &(RENEW.as_secs_f64() * rtchat::leases::LEASE_TTL_RENEWALS as f64),
+                    &(RENEW.as_secs_f64() * rtchat::testing::LEASE_TTL_RENEWALS as f64),
                     &RENEW.as_secs_f64(),
                 ],
             )

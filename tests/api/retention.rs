@@ -69,7 +69,7 @@ async fn ended_sessions_are_pruned_once_no_token_of_theirs_can_be_accepted() {
         .await;
     assert_eq!(r.status, 204, "{r:?}");
 
-    let pool = rtchat::db::pool(&app.database_url, 1).unwrap();
+    let pool = rtchat::testing::pool(&app.database_url, 1).unwrap();
     let client = pool.get().await.unwrap();
     let age = |column: &'static str, session: &(String, String), secs: f64| {
         let client = &client;
@@ -113,7 +113,7 @@ async fn ended_sessions_are_pruned_once_no_token_of_theirs_can_be_accepted() {
     };
     assert_eq!(count("refresh_tokens", &expired_long_ago).await, 2);
 
-    let pruned = rtchat::auth::prune_sessions(&client, TTL).await.unwrap();
+    let pruned = rtchat::testing::prune_sessions(&client, TTL).await.unwrap();
     assert_eq!(pruned, 2, "the two sessions that ended long ago");
     for gone in [&expired_long_ago, &revoked_long_ago] {
         assert_eq!(count("sessions", gone).await, 0);
@@ -129,7 +129,7 @@ async fn ended_sessions_are_pruned_once_no_token_of_theirs_can_be_accepted() {
         assert_eq!(count("refresh_tokens", kept).await, 1);
     }
     assert_eq!(
-        rtchat::auth::prune_sessions(&client, TTL).await.unwrap(),
+        rtchat::testing::prune_sessions(&client, TTL).await.unwrap(),
         0,
         "nothing more to prune"
     );
@@ -149,7 +149,7 @@ async fn ended_sessions_are_pruned_once_no_token_of_theirs_can_be_accepted() {
         401,
         "unauthorized",
     );
-    let loaded = rtchat::revocation::Revoked::new(TTL)
+    let loaded = rtchat::testing::Revoked::new(TTL)
         .load(&client)
         .await
         .unwrap();
@@ -162,7 +162,7 @@ async fn ended_sessions_are_pruned_once_no_token_of_theirs_can_be_accepted() {
 #[tokio::test]
 async fn the_prune_has_its_indexes() {
     let app = TestApp::spawn().await;
-    let pool = rtchat::db::pool(&app.database_url, 1).unwrap();
+    let pool = rtchat::testing::pool(&app.database_url, 1).unwrap();
     let client = pool.get().await.unwrap();
     let names: Vec<String> = client
         .query(

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use rtchat::config::Config;
-use rtchat::db::embedded::EmbeddedPostgres;
+use rtchat::EmbeddedPostgres;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -184,7 +184,7 @@ impl TestApp {
             .expect("bind port 0");
         let addr = listener.local_addr().expect("bound");
         let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(rtchat::server::run(listener, config, async {
+        let handle = tokio::spawn(rtchat::run(listener, config, async {
             let _ = rx.await;
         }));
         let app = TestApp {

@@ -35,7 +35,7 @@ async fn a_database_of_the_previous_release_keeps_its_users_chats_messages_and_e
         .await
         .expect("schema_version")
         .get(0);
-    assert_eq!(version, rtchat::store::schema::schema_version());
+    assert_eq!(version, rtchat::testing::schema_version());
 
     // The users log in with their old passwords; Bob by his email in any case.
     let alice = login(&app, "alice@example.com").await;
@@ -150,7 +150,7 @@ async fn versions_are_recorded_once_and_a_newer_database_is_refused() {
             .await
             .expect("schema_version"),
     );
-    let target = rtchat::store::schema::schema_version();
+    let target = rtchat::testing::schema_version();
     assert_eq!(recorded, (1..=target).collect::<Vec<_>>());
 
     // A second process on the same database (a restart) finds nothing to do.
@@ -174,8 +174,8 @@ async fn versions_are_recorded_once_and_a_newer_database_is_refused() {
         )
         .await
         .expect("a newer version");
-    let pool = rtchat::db::pool(&database_url, 1).expect("pool");
-    let refused = rtchat::store::schema::apply_schema(&pool)
+    let pool = rtchat::testing::pool(&database_url, 1).expect("pool");
+    let refused = rtchat::testing::apply_schema(&pool)
         .await
         .expect_err("a newer database is refused");
     assert!(refused.contains("newer than this build"), "{refused}");

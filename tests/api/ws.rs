@@ -19,7 +19,7 @@ async fn handshake_with_a_bad_token_is_401_before_upgrade() {
     let user = app.user("u").await;
     let expired = encode(
         &Header::default(),
-        &json!({"sub": user.id.to_string(), "iat": 0, "exp": rtchat::auth::unix_now() - 120, "sid": 1}),
+        &json!({"sub": user.id.to_string(), "iat": 0, "exp": rtchat::testing::unix_now() - 120, "sid": 1}),
         &EncodingKey::from_secret(b"test-secret-test-secret-test-secret"),
     )
     .unwrap();
@@ -349,7 +349,7 @@ async fn client_frames_ping_typing_errors_and_binary() {
 async fn an_expired_token_closes_the_socket_with_4001() {
     let app = TestApp::spawn().await;
     let user = app.user("u").await;
-    let now = rtchat::auth::unix_now();
+    let now = rtchat::testing::unix_now();
     let short = encode(
         &Header::default(),
         &json!({"sub": user.id.to_string(), "iat": now, "exp": now + 2, "sid": 1}),
@@ -426,10 +426,10 @@ async fn retention_prunes_a_prefix_and_old_cursors_must_resync() {
     let (a, b) = (app.user("a").await, app.user("b").await);
     let chat = app.group(&a, &[&b]).await;
     app.send(&a, chat, "old").await;
-    let pool = rtchat::db::pool(&app.database_url, 1).unwrap();
+    let pool = rtchat::testing::pool(&app.database_url, 1).unwrap();
     let client = pool.get().await.unwrap();
     // Everything is older than a zero retention window.
-    let pruned = rtchat::events::prune(&client, Duration::ZERO)
+    let pruned = rtchat::testing::prune_events(&client, Duration::ZERO)
         .await
         .unwrap();
     assert_eq!(pruned, 4, "two events for each of two users");

@@ -5,7 +5,7 @@
 //!   20,000 of a reconnect storm.
 //! - **Direct** (`--database-url` and `--jwt-secret`, as the server has them): users and their
 //!   login sessions are inserted in bulk with one shared password hash, and access tokens are
-//!   signed here with the server's secret (`rtchat::auth::Auth`). Setup only: all measured
+//!   signed here with the server's secret (`rtchat::testing::Auth`). Setup only: all measured
 //!   traffic goes through the server's public interface.
 //!
 //! Chats are always created over REST (`POST /chats`), so they carry their real events.
@@ -141,7 +141,7 @@ impl Setup {
             .await
             .map_err(|e| format!("--database-url: cannot connect: {e}"))?;
         tokio::spawn(connection);
-        let auth = rtchat::auth::Auth::new(direct.jwt_secret.as_bytes(), TOKEN_TTL);
+        let auth = rtchat::testing::Auth::new(direct.jwt_secret.as_bytes(), TOKEN_TTL);
         // One real argon2 hash shared by all: login over REST still works for them.
         let hash = auth
             .hash_password(PASSWORD.into())

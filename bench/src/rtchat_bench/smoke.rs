@@ -1,7 +1,7 @@
 //! `--smoke`: every delivery scenario, small, checking correctness only (never a time).
 //!
 //! Without `--url` it starts its own deployment in this process: a throwaway PostgreSQL
-//! (`rtchat::db::embedded`, no fsync: nothing here is timed) and two `rtchat::server::run`
+//! (`rtchat::EmbeddedPostgres`, no fsync: nothing here is timed) and two `rtchat::run`
 //! instances on port 0 sharing it. Sockets spread over both and REST goes through the second,
 //! so half the deliveries cross "processes" through LISTEN/NOTIFY. A tiny socket queue makes
 //! the slow-reader overflow (1013, resume with `since`) really happen.
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rtchat::config::Config;
-use rtchat::db::embedded::EmbeddedPostgres;
+use rtchat::EmbeddedPostgres;
 use tokio::sync::oneshot;
 
 use super::net::{HttpConn, SourceIps, Target};
@@ -76,13 +76,11 @@ impl Deployment {
                 .map_err(|e| format!("bind: {e}"))?;
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
             let (tx, rx) = oneshot::channel::<()>();
-            deployment.servers.push(tokio::spawn(rtchat::server::run(
-                listener,
-                config.clone(),
-                async {
+            deployment
+                .servers
+                .push(tokio::spawn(rtchat::run(listener, config.clone(), async {
                     let _ = rx.await;
-                },
-            )));
+                })));
             deployment.stops.push(tx);
             let target = Target::parse(&format!("http://{addr}"))?;
             wait_healthy(&target).await?;

@@ -46,7 +46,7 @@ pub fn claims_of(token: &str) -> Value {
 pub fn bad_tokens(arena: &Arena) -> Vec<(String, String)> {
     let secret = test_secret();
     let key = secret.as_bytes();
-    let now = rtchat::auth::unix_now() as i64;
+    let now = rtchat::testing::unix_now() as i64;
     let good = claims_of(&arena.alice.token);
     let hs256 = json!({"alg": "HS256", "typ": "JWT"});
     let with = |name: &str, value: Value| {
@@ -264,7 +264,7 @@ pub fn bad_tokens(arena: &Arena) -> Vec<(String, String)> {
 /// contract does not fix their answer, only that it is not a 5xx.
 pub fn odd_but_signed(arena: &Arena) -> Vec<(String, String)> {
     let key = test_secret();
-    let now = rtchat::auth::unix_now() as i64;
+    let now = rtchat::testing::unix_now() as i64;
     let good = claims_of(&arena.alice.token);
     let mut out = Vec::new();
     for header in [

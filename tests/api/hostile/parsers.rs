@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 
 use super::forge::{b64, signed, test_secret};
 use super::gen::{self, Gen, BROKEN_VALUES, EDGE_VALUES};
-use rtchat::auth::Auth;
-use rtchat::http::auth::normalize_email;
-use rtchat::http::{parse_json, parse_query, request_token};
+use rtchat::testing::normalize_email;
+use rtchat::testing::Auth;
+use rtchat::testing::{parse_json, parse_query, request_token};
 
 /// In-process cases per property: cheap, so many.
 fn in_process_cases() -> usize {
@@ -196,7 +196,7 @@ fn only_hs256_tokens_with_well_typed_claims_verify() {
     let secret = test_secret();
     let auth = Auth::new(secret.as_bytes(), Duration::from_secs(600));
     let mut g = Gen::new("verify");
-    let now = rtchat::auth::unix_now() as i64;
+    let now = rtchat::testing::unix_now() as i64;
     let mut accepted = 0;
     for _ in 0..in_process_cases() {
         let claim = |g: &mut Gen, good: Value| -> Value {
