@@ -2,9 +2,9 @@
 //! writer task commits every send queued meanwhile in one statement and one transaction
 //! (`rtchat_send_messages` in schema.sql).
 //!
-//! Why: a durable commit waits for one WAL flush (3.3 ms on the disk this was measured on),
-//! and a transaction costs PostgreSQL fixed CPU of its own (snapshot, commit record, the
-//! function call); one send per transaction topped out at ~2,500 sends/s on two cores.
+//! Why: a durable commit waits for one WAL flush (milliseconds on an ordinary disk), and a
+//! transaction costs PostgreSQL fixed CPU of its own (snapshot, commit record, the function
+//! call), so one send per transaction caps sends at a few thousand a second on two cores.
 //! A batch shares the flush, the round trip, the counter bump of a user who gets several of
 //! its messages, and one hint to the other processes. Batches form by themselves: while a
 //! writer waits on PostgreSQL, sends pile up in the queue and the next batch takes them all,
@@ -31,8 +31,8 @@ use crate::store::StoreError;
 pub const SEND_QUEUE: usize = 4096;
 
 /// Most sends in one transaction. Bounds how long one batch holds its chat and user locks
-/// and how big it gets (a message to a 1,000-member chat writes 1,000 log rows); at 128 a
-/// batch of 2-member sends runs ~15 ms in PostgreSQL, well past the flush it shares.
+/// and how big it gets (a message to a 1,000-member chat writes 1,000 log rows); a batch of
+/// 128 small sends already takes several times the flush it shares, so more buys nothing.
 pub const MAX_BATCH: usize = 128;
 
 /// Why a send got no outcome of its own.

@@ -19,7 +19,7 @@
 //! UPDATE's own row order; the property test caught it deadlocking. Locking in a statement
 //! of its own first, then updating rows already held, cannot; a 20 s pgbench of 10 clients
 //! mixing batches and appends over overlapping users saw none. A second version bumped one
-//! row per statement: ~7 µs per recipient, most of a large chat's database time.)
+//! row per statement, which made the counters most of a large chat's database time.)
 //!
 //! The row lock is held until commit, so a second transaction appending for the same user
 //! waits, then reads the committed `last_seq`: seqs are handed out in commit order, and a

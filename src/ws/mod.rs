@@ -27,9 +27,9 @@ use crate::state::AppState;
 /// Largest client message or frame accepted (client frames are tiny: ping, typing).
 const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
 
-/// tungstenite's default read buffer is 128 KiB per socket (~135 KB RSS idle). Client frames
-/// are tiny (ping, typing), and a larger one still reads fine in several chunks: 512 B
-/// measured 14.9 KB of server RSS per idle socket against 19.9 KB with 4 KiB, at no CPU cost.
+/// tungstenite's default read buffer is 128 KiB per socket, most of an idle socket's memory.
+/// Client frames are tiny (ping, typing), and a larger one still reads fine in several
+/// chunks, so a small buffer costs no CPU and keeps idle sockets cheap.
 const READ_BUFFER: usize = 512;
 
 /// Outgoing bytes are flushed once this many are buffered (and after every batch).
@@ -122,8 +122,7 @@ pub async fn upgrade(
         // The bare TcpStream, not hyper's boxed IO. Its unread bytes are a slice of hyper's
         // 8-16 KiB read buffer, which `Upgraded` kept alive until its first read: after the
         // session's first database query, so thousands of them when sockets connect at once
-        // (massif, 2,000 sockets: 28 MB at the peak, and RSS stays at its peak). Copied out
-        // here, the buffer is freed at the upgrade.
+        // (and RSS stays at that peak). Copied out here, the buffer is freed at the upgrade.
         match upgraded.downcast::<ClientIo>() {
             Ok(parts) => {
                 let read = parts.read_buf.to_vec();

@@ -80,7 +80,7 @@ struct Session<S> {
 ///
 /// It builds the `WebSocketStream` (312 bytes) itself: a value handed to an async fn keeps
 /// its slot in the future beside wherever the body moves it (into `Session` here), and this
-/// future is an idle socket's largest allocation (1.2 KB of its task's 1.4 KB).
+/// future is most of an idle socket's task.
 pub async fn run<S>(
     state: Arc<AppState>,
     caller: Caller,
