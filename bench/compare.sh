@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# (SCENARIOS="send fanout" by default; each DIR holds a release build of rtchat and rtchat-bench,
-# e.g. copied from target/release at each commit). As root: PostgreSQL runs as `postgres`.
 # Back-to-back benchmark of several rtchat builds in one sitting: send max (128 connections)
 # and fan-out max (100 members x 20 chats), interleaved A B C, A B C, ... ROUNDS times.
 # Usage: bench/compare.sh ROUNDS NAME=DIR [NAME=DIR ...]  (DIR holds rtchat and rtchat-bench)
+# (SCENARIOS="send fanout" by default; each DIR holds a release build of rtchat and rtchat-bench,
+# e.g. copied from target/release at each commit). As root: PostgreSQL runs as `postgres`.
 set -uo pipefail
 rounds=$1; shift
 PGBIN=/usr/lib/postgresql/15/bin
