@@ -7,6 +7,7 @@
 //! commits a batch in one statement and hands its events on.
 
 mod auth;
+pub mod cli;
 pub mod config;
 mod conn;
 mod db;
@@ -47,6 +48,13 @@ pub mod testing {
     pub use crate::router::ROUTES;
     pub use crate::store::events::prune as prune_events;
     pub use crate::store::schema::{apply_schema, schema_version};
+}
+
+/// Whether `filter` is a valid `RTCHAT_LOG` (tracing `EnvFilter` syntax); the error says why.
+pub fn check_log_filter(filter: &str) -> Result<(), String> {
+    tracing_subscriber::EnvFilter::try_new(filter)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Logs to stdout, one line per event, filtered by `filter` (`RTCHAT_LOG`).

@@ -1,15 +1,48 @@
-//! The `rtchat` binary: reads the configuration, starts the embedded PostgreSQL when no
+//! The `rtchat` binary: reads its arguments and configuration, starts the embedded PostgreSQL when no
 //! `DATABASE_URL` is given, binds, and runs the server until SIGINT or SIGTERM.
 
 use std::process::ExitCode;
 
+use rtchat::cli::{self, Command};
 use rtchat::config::{Config, Secret};
 use rtchat::EmbeddedPostgres;
 
 fn main() -> ExitCode {
-    if std::env::args().skip(1).any(|a| a == "--help" || a == "-h") {
-        print!("{}", Config::help());
-        return ExitCode::SUCCESS;
+    let command = match cli::parse_args(std::env::args().skip(1)) {
+        Ok(command) => command,
+        Err(why) => {
+            eprintln!(
+                "rtchat: {why}\n{}\n(rtchat --help lists the settings)",
+                cli::USAGE
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        Command::Help => {
+            print!("{}", Config::help());
+            return ExitCode::SUCCESS;
+        }
+        Command::Version => {
+            println!("{}", cli::version());
+            return ExitCode::SUCCESS;
+        }
+        Command::Healthcheck | Command::Serve => {}
+    }
+    if command == Command::Serve {
+        let names: Vec<String> = std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .collect();
+        for (name, closest) in cli::unknown_variables(names.iter().map(String::as_str)) {
+            match closest {
+                Some(known) => {
+                    eprintln!("rtchat: warning: {name} is not a setting (did you mean {known}?)")
+                }
+                None => {
+                    eprintln!("rtchat: warning: {name} is not a setting (rtchat --help lists them)")
+                }
+            }
+        }
     }
     let mut config = match Config::from_env() {
         Ok(config) => config,
@@ -18,6 +51,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if command == Command::Healthcheck {
+        return if cli::healthcheck(config.addr) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    if let Err(why) = rtchat::check_log_filter(&config.log_filter) {
+        eprintln!(
+            "rtchat: warning: RTCHAT_LOG {:?} is not a valid filter ({why}): logging at info",
+            config.log_filter
+        );
+    }
     rtchat::init_logging(&config.log_filter);
 
     // Kept until the server has stopped; dropping it stops PostgreSQL.

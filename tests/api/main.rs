@@ -4,6 +4,7 @@
 mod auth;
 mod batches;
 mod chats;
+mod cli;
 mod conformance;
 mod delivery;
 mod docs;
