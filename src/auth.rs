@@ -257,6 +257,47 @@ pub fn random_secret() -> String {
     hex(&bytes)
 }
 
+/// The signing secret kept in `path` (the embedded deployment's data directory), created on
+/// first use with a random value readable by this user only (0600), so tokens outlive a
+/// restart without the operator setting `JWT_SECRET`.
+pub fn load_or_create_secret(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let secret = text.trim().to_string();
+            if secret.len() < 16 {
+                return Err(format!(
+                    "{}: the kept JWT secret is shorter than 16 characters",
+                    path.display()
+                ));
+            }
+            return Ok(secret);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(format!(
+                "{}: cannot read the JWT secret: {e}",
+                path.display()
+            ))
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let secret = random_secret();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: cannot create the JWT secret: {e}", path.display()))?;
+    file.write_all(secret.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("{}: cannot write the JWT secret: {e}", path.display()))?;
+    Ok(secret)
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -28,6 +28,7 @@ mod state;
 mod store;
 mod ws;
 
+pub use auth::load_or_create_secret;
 pub use db::embedded::EmbeddedPostgres;
 pub use server::run;
 

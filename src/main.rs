@@ -66,6 +66,18 @@ fn main() -> ExitCode {
     }
     rtchat::init_logging(&config.log_filter);
 
+    // The embedded default keeps its signing secret beside its database, so tokens survive a
+    // restart; with an external database the operator must set JWT_SECRET (server.rs warns).
+    if config.database_url.is_none() && config.jwt_secret.is_none() {
+        match rtchat::load_or_create_secret(&config.data_dir.join("jwt_secret")) {
+            Ok(secret) => config.jwt_secret = Some(Secret::new(secret)),
+            Err(e) => {
+                eprintln!("rtchat: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+
     // Kept until the server has stopped; dropping it stops PostgreSQL.
     let _embedded = if config.database_url.is_none() {
         let dir = config.data_dir.join("postgres");

@@ -12,7 +12,7 @@ pub struct Setting {
 pub const SETTINGS: &[Setting] = &[
     Setting { name: "RTCHAT_ADDR", default: "0.0.0.0:8000", help: "listen address" },
     Setting { name: "DATABASE_URL", default: "(embedded)", help: "PostgreSQL URL or `key=value` string; unset starts a private PostgreSQL under `RTCHAT_DATA_DIR/postgres`" },
-    Setting { name: "JWT_SECRET", default: "(random)", help: "HS256 secret, at least 16 characters; unset generates one per process (tokens die with it, and other processes reject them)" },
+    Setting { name: "JWT_SECRET", default: "(generated)", help: "HS256 secret, at least 16 characters, the same on every process; unset: with the embedded PostgreSQL, generated once into `RTCHAT_DATA_DIR/jwt_secret` (mode 0600) and reused, so tokens survive restarts; with `DATABASE_URL`, random per process (tokens die with it, and other processes reject them)" },
     Setting { name: "RTCHAT_DATA_DIR", default: "./data", help: "where the embedded PostgreSQL keeps its files" },
     Setting { name: "RTCHAT_LOG", default: "info", help: "log filter (tracing `EnvFilter` syntax)" },
     Setting { name: "RTCHAT_TOKEN_TTL_SECS", default: "1800", help: "access token lifetime" },
