@@ -85,7 +85,7 @@ async fn the_health_probe_answers_for_a_live_server_and_fails_for_none() {
 
 /// Starts the real binary on the embedded PostgreSQL in `dir`, and waits until it is ready.
 fn start_embedded(dir: &std::path::Path, port: u16) -> std::process::Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_rtchat"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rtchat"))
         .env_remove("DATABASE_URL")
         .env_remove("JWT_SECRET")
         .env("RTCHAT_ADDR", format!("127.0.0.1:{port}"))
@@ -109,6 +109,8 @@ fn start_embedded(dir: &std::path::Path, port: u16) -> std::process::Child {
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("rtchat on the embedded PostgreSQL was not ready in time");
 }
 
