@@ -11,7 +11,6 @@
 //! for the rest of the window, the price of that protection), `RTCHAT_RATE_LOGIN_PER_ADDR`
 //! per address over all emails. IPv6 clients are counted per /64, the block one host gets.
 
-use std::cell::RefCell;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -48,29 +47,6 @@ pub const LOGIN_WINDOW: Duration = Duration::from_secs(300);
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimited(pub Duration);
 
-thread_local! {
-    /// The live-process count of the `Limits` being built on this thread: every
-    /// `Limiter::new` inside `Limits::new` divides by it, without each field having to be
-    /// wired to it by hand (a limiter added later cannot forget to be shared).
-    static BUILDING: RefCell<Option<LiveProcesses>> = const { RefCell::new(None) };
-}
-
-/// Sets `BUILDING` for its lifetime.
-struct Building;
-
-impl Building {
-    fn enter(live: &LiveProcesses) -> Building {
-        BUILDING.with(|b| *b.borrow_mut() = Some(live.clone()));
-        Building
-    }
-}
-
-impl Drop for Building {
-    fn drop(&mut self) {
-        BUILDING.with(|b| *b.borrow_mut() = None);
-    }
-}
-
 /// A token bucket per key: `rate` tokens a second, at most `burst` saved up, both divided by
 /// the number of live rtchat processes (a burst never below one request).
 pub struct Limiter<K> {
@@ -81,17 +57,16 @@ pub struct Limiter<K> {
 }
 
 impl<K: Hash + Eq + Clone> Limiter<K> {
-    /// A limiter; built inside `Limits::new` it shares that process's live-process count,
-    /// anywhere else it counts one process.
-    pub fn new(rate: f64, burst: f64) -> Limiter<K> {
-        Limiter::with_capacity(rate, burst, MAX_KEYS)
+    /// A limiter whose budget is shared among the `processes` that are live.
+    pub fn new(rate: f64, burst: f64, processes: &LiveProcesses) -> Limiter<K> {
+        Limiter::with_capacity(rate, burst, processes, MAX_KEYS)
     }
 
-    fn with_capacity(rate: f64, burst: f64, keys: usize) -> Limiter<K> {
+    fn with_capacity(rate: f64, burst: f64, processes: &LiveProcesses, keys: usize) -> Limiter<K> {
         Limiter {
             rate,
             burst: burst.max(1.0),
-            processes: BUILDING.with(|b| b.borrow().clone()).unwrap_or_default(),
+            processes: processes.clone(),
             buckets: Mutex::new(Lru::new(keys)),
         }
     }
@@ -158,18 +133,25 @@ pub struct Limits {
 
 impl Limits {
     pub fn new(config: &crate::config::Config) -> Limits {
+        // Every limiter divides its budget by the live processes (src/leases.rs keeps the count).
         let live_processes = LiveProcesses::default();
-        let _building = Building::enter(&live_processes);
+        let live = &live_processes;
         Limits {
-            messages: Limiter::new(config.rate_messages_per_sec, config.rate_messages_burst),
-            typing: Limiter::new(config.rate_typing_per_sec, 5.0),
+            messages: Limiter::new(
+                config.rate_messages_per_sec,
+                config.rate_messages_burst,
+                live,
+            ),
+            typing: Limiter::new(config.rate_typing_per_sec, 5.0, live),
             register: Limiter::new(
                 config.rate_register_per_addr / 3600.0,
                 config.rate_register_per_addr,
+                live,
             ),
             register_email: Limiter::new(
                 config.rate_register_per_email / 3600.0,
                 config.rate_register_per_email,
+                live,
             ),
             live_processes: live_processes.clone(),
             login_limits: login_attempts::Limits {
@@ -178,10 +160,11 @@ impl Limits {
                 per_addr: config.rate_login_per_addr,
             },
             login_refused: Mutex::new(Lru::new(MAX_REFUSED_LOGIN_KEYS)),
-            writes: Limiter::new(config.rate_writes_per_sec, config.rate_writes_burst),
+            writes: Limiter::new(config.rate_writes_per_sec, config.rate_writes_burst, live),
             chat_changes: Limiter::new(
                 config.rate_chat_changes_per_min / 60.0,
                 config.rate_chat_changes_burst,
+                live,
             ),
             chat_turns: crate::gate::Gates::default(),
         }
@@ -194,7 +177,7 @@ mod tests {
 
     #[test]
     fn a_bucket_allows_its_burst_then_says_how_long_to_wait() {
-        let limiter = Limiter::new(1.0, 3.0);
+        let limiter = Limiter::new(1.0, 3.0, &LiveProcesses::default());
         for _ in 0..3 {
             assert!(limiter.check(&1).is_ok());
         }
@@ -212,7 +195,7 @@ mod tests {
         const CAP: usize = 1_000;
         // A slow refill: every sprayed bucket stays partly drained, so none is "idle" (the
         // old cap only forgot idle buckets and grew without bound here).
-        let limiter = Limiter::with_capacity(0.001, 5.0, CAP);
+        let limiter = Limiter::with_capacity(0.001, 5.0, &LiveProcesses::default(), CAP);
         let drained = 0u128;
         for _ in 0..5 {
             limiter.check(&drained).unwrap();
@@ -252,8 +235,8 @@ mod tests {
         limits.live_processes.set(100);
         assert!(limits.messages.check(&8).is_ok());
         assert!(limits.messages.check(&8).is_err());
-        // Outside `Limits::new`, a limiter counts one process.
-        let alone = Limiter::new(1.0, 4.0);
+        // A limiter with a count of its own (one process, the default) keeps its whole burst.
+        let alone = Limiter::new(1.0, 4.0, &LiveProcesses::default());
         assert_eq!((0..10).filter(|_| alone.check(&1).is_ok()).count(), 4);
     }
 
