@@ -312,6 +312,25 @@ pub fn unix_now() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::load_or_create_secret;
+
+    #[test]
+    fn the_kept_secret_is_created_private_then_reused_and_a_short_one_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("rtchat-secret-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("nested").join("jwt_secret");
+        let made = load_or_create_secret(&path).expect("created");
+        assert!(made.len() >= 16);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(load_or_create_secret(&path).expect("reused"), made);
+        std::fs::write(&path, "short\n").unwrap();
+        let refused = load_or_create_secret(&path).expect_err("too short to sign with");
+        assert!(refused.contains("shorter than 16"), "{refused}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     use super::*;
 
     #[test]
