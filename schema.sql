@@ -169,6 +169,48 @@ CREATE INDEX IF NOT EXISTS refresh_tokens_session_idx ON refresh_tokens (session
 -- ... and this finds the expired sessions (the revoked ones: sessions_revoked_idx).
 CREATE INDEX IF NOT EXISTS sessions_expires_at_idx ON sessions (expires_at);
 
+
+-- @migration 3: messages v2: replies, mentions, reactions, and the indexes unread and search need
+-- A reply names the message it answers, checked at send to be a message of the same chat. No
+-- foreign key: when the original is deleted the reply keeps its id (clients show "deleted
+-- message"), and a delete never has to rewrite the replies' rows behind their events.
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS reply_to bigint;
+-- The Message's `mentions`: members of the chat, ascending, without duplicates, at most 50.
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS mentions bigint[] NOT NULL DEFAULT '{}';
+
+-- One row per mention of a user by someone else (a self-mention has none), so a chat's
+-- `unread_mentions` for its caller counts only that caller's mentions after the read cursor:
+-- `WHERE user_id = $me AND chat_id = $c AND message_id > cursor` is a range of this key, and
+-- its cost does not grow with the messages the caller has read.
+CREATE TABLE IF NOT EXISTS message_mentions (
+    user_id    bigint NOT NULL,
+    chat_id    bigint NOT NULL,
+    message_id bigint NOT NULL,
+    CONSTRAINT message_mentions_pkey PRIMARY KEY (user_id, chat_id, message_id),
+    CONSTRAINT message_mentions_message_fkey FOREIGN KEY (message_id) REFERENCES messages (id) ON DELETE CASCADE
+);
+-- A message's delete (and its chat's) cascades here through this.
+CREATE INDEX IF NOT EXISTS message_mentions_message_idx ON message_mentions (message_id);
+
+-- One row per (message, emoji, user). `id` orders a message's emoji by when each was first
+-- added (the order of the Message's `reactions`).
+CREATE TABLE IF NOT EXISTS message_reactions (
+    id         bigint GENERATED ALWAYS AS IDENTITY,
+    message_id bigint      NOT NULL,
+    emoji      text        NOT NULL,
+    user_id    bigint      NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT message_reactions_pkey PRIMARY KEY (message_id, emoji, user_id),
+    CONSTRAINT message_reactions_message_fkey FOREIGN KEY (message_id) REFERENCES messages (id) ON DELETE CASCADE,
+    CONSTRAINT message_reactions_user_fkey FOREIGN KEY (user_id) REFERENCES users (id)
+);
+
+-- unread_count counts others' messages after the read cursor: with the sender in the index
+-- that count is an index-only range scan after the cursor, never a visit of the read rows.
+-- It serves the history pages and last_message as the index it replaces did.
+CREATE INDEX IF NOT EXISTS messages_chat_id_sender_idx ON messages (chat_id, id) INCLUDE (sender_id);
+DROP INDEX IF EXISTS messages_chat_id_idx;
+
 -- @functions
 -- Appends events to the log: inserts each event body once, locks every recipient's user row
 -- in ascending id order and bumps its `users.last_seq` (the row lock is held until commit),
