@@ -14,6 +14,8 @@ mod disrupt;
 mod load;
 #[path = "rtchat_bench/logins.rs"]
 mod logins;
+#[path = "rtchat_bench/mixed.rs"]
+mod mixed;
 #[path = "rtchat_bench/net.rs"]
 mod net;
 #[path = "rtchat_bench/report.rs"]
@@ -180,6 +182,16 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         duration_secs: u64,
     },
+    /// The v2 mix, closed loop: sends (some replies and mentions), reactions, reads,
+    /// searches and unread totals, 10:5:3:1:1, with every member's socket checked by seq.
+    Mixed {
+        #[arg(long, default_value_t = 1000)]
+        sockets: usize,
+        #[arg(long, default_value_t = 10)]
+        chat_size: usize,
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+    },
     /// Registrations, then logins, over REST (one argon2 hash each): server RSS before and
     /// after (needs --server-pid and the server's RTCHAT_RATE_REGISTER_PER_ADDR,
     /// RTCHAT_RATE_LOGIN_PER_ADDR and RTCHAT_RATE_LOGIN_PER_EMAIL raised).
@@ -209,6 +221,7 @@ impl Scenario {
             Scenario::Slow { .. } => "slow",
             Scenario::Get { .. } => "get",
             Scenario::Logins { .. } => "logins",
+            Scenario::Mixed { .. } => "mixed",
         }
     }
 }
@@ -216,7 +229,7 @@ impl Scenario {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if !cli.smoke && cli.scenario.is_none() {
-        eprintln!("rtchat-bench: name a scenario (idle, send, fanout, storm, slow, get, logins) or --smoke; see --help");
+        eprintln!("rtchat-bench: name a scenario (idle, send, fanout, storm, slow, get, logins, mixed) or --smoke; see --help");
         return ExitCode::from(2);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -461,5 +474,10 @@ async fn run_scenario(bench: &Bench, scenario: &Scenario) -> Result<Vec<Row>, St
             parallel,
             max_growth_mb,
         } => logins::logins(bench, users, logins, parallel, max_growth_mb).await,
+        Scenario::Mixed {
+            sockets,
+            chat_size,
+            duration_secs,
+        } => mixed::mixed(bench, sockets, chat_size, secs(duration_secs)).await,
     }
 }
