@@ -26,6 +26,7 @@ use serde::Serialize;
 use crate::auth::Caller;
 pub use crate::error::json_response;
 use crate::error::{ApiError, ApiResult, Body, FieldError};
+use crate::logging::RequestUser;
 use crate::revocation::Untrusted;
 use crate::state::AppState;
 
@@ -96,6 +97,9 @@ impl Ctx {
             .ok_or(ApiError::Unauthorized("a bearer token is required"))?;
         let caller = self.state.auth.verify(token)?;
         trust_session(&self.state, caller.session_id)?;
+        if let Some(user) = self.parts.extensions.get::<RequestUser>() {
+            user.set(caller.user_id);
+        }
         Ok(caller)
     }
 
