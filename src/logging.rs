@@ -98,7 +98,9 @@ where
             ("msg", fields.message.take().unwrap_or_default().into()),
         ];
         let mut text = String::from("{");
-        let known = head.into_iter().map(|(name, value)| (name.to_string(), value));
+        let known = head
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value));
         let rest = fields.values.into_iter().map(|(name, value)| {
             if JSON_KEYS.contains(&name.as_str()) {
                 (format!("field.{name}"), value)
@@ -243,7 +245,12 @@ mod tests {
         assert_eq!(ids.for_request(Some(b"abc-123_x.y")), "abc-123_x.y");
         let long = "a".repeat(MAX_REQUEST_ID);
         assert_eq!(ids.for_request(Some(long.as_bytes())), long);
-        for bad in [&b""[..], b"has space", b"new\nline", &[b'a'; MAX_REQUEST_ID + 1]] {
+        for bad in [
+            &b""[..],
+            b"has space",
+            b"new\nline",
+            &[b'a'; MAX_REQUEST_ID + 1],
+        ] {
             let id = ids.for_request(Some(bad));
             assert_eq!(id.len(), 16, "{bad:?} replaced by a generated id: {id}");
             assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
