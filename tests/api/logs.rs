@@ -406,6 +406,7 @@ async fn starts_log_no_postgres_notices_first_or_again() {
     }
 }
 
+/// Also: an unknown `RTCHAT_LOG_FORMAT` is warned about by name, and text is logged.
 #[tokio::test]
 async fn an_unreachable_database_is_retried_then_exits_with_host_and_cause() {
     let port = {
@@ -417,10 +418,15 @@ async fn an_unreachable_database_is_retried_then_exits_with_host_and_cause() {
     let mut rtchat = Binary::start(&[
         ("DATABASE_URL", &url),
         ("RTCHAT_DB_CONNECT_TIMEOUT_SECS", "2"),
+        ("RTCHAT_LOG_FORMAT", "yaml"),
     ]);
     let code = rtchat.exit_code().await;
     let output = rtchat.output();
     assert_ne!(code, Some(0), "{output}");
+    assert!(
+        output.contains("warning: RTCHAT_LOG_FORMAT \"yaml\" takes `text` or `json`"),
+        "an unknown format is named:\n{output}"
+    );
     // Generous: 2 s of retries, and a process start on a busy machine.
     assert!(started.elapsed() < Duration::from_secs(30), "{output}");
     let target = format!("127.0.0.1:{port}");
@@ -434,7 +440,7 @@ async fn an_unreachable_database_is_retried_then_exits_with_host_and_cause() {
     );
     let error = output
         .lines()
-        .find(|l| l.starts_with("rtchat: "))
+        .find(|l| l.starts_with("rtchat: ") && !l.starts_with("rtchat: warning"))
         .unwrap_or_else(|| panic!("a closing error on stderr:\n{output}"));
     assert!(
         error.contains(&target) && error.contains("refused"),
