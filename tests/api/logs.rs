@@ -367,8 +367,16 @@ async fn json_logs_show_requests_with_their_user_and_id_each_closed_socket_and_t
         "each socket its own id"
     );
 
+    // A socket still open at SIGTERM is closed with 1001, and logged so before `stopped`.
+    let mut open = WsClient::connect_to(addr, &token, None).await;
     rtchat.stop().await;
+    assert_eq!(code(&open.ended().await), Some(1001));
     let output = rtchat.output();
+    let shutdown = output
+        .lines()
+        .find(|l| l.contains("socket closed") && l.contains("\"close_code\":1001"))
+        .unwrap_or_else(|| panic!("no 1001 socket line:\n{output}"));
+    assert_eq!(parse_line(shutdown)["reason"], "server shutting down");
     let lines: Vec<&str> = output.lines().collect();
     for line in &lines {
         let line = parse_line(line);
