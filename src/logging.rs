@@ -97,10 +97,6 @@ where
             ("target", meta.target().into()),
             ("msg", fields.message.take().unwrap_or_default().into()),
         ];
-        let mut text = String::from("{");
-        let known = head
-            .into_iter()
-            .map(|(name, value)| (name.to_string(), value));
         let rest = fields.values.into_iter().map(|(name, value)| {
             if JSON_KEYS.contains(&name.as_str()) {
                 (format!("field.{name}"), value)
@@ -108,16 +104,13 @@ where
                 (name, value)
             }
         });
-        for (i, (name, value)) in known.chain(rest).enumerate() {
-            if i > 0 {
-                text.push(',');
-            }
-            text.push_str(&Value::String(name).to_string());
-            text.push(':');
-            text.push_str(&value.to_string());
-        }
-        text.push('}');
-        writeln!(writer, "{text}")
+        let pairs: Vec<String> = head
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value))
+            .chain(rest)
+            .map(|(name, value)| format!("{}:{value}", Value::String(name)))
+            .collect();
+        writeln!(writer, "{{{}}}", pairs.join(","))
     }
 }
 
