@@ -62,9 +62,11 @@ enum End {
     Drop(&'static str),
 }
 
-/// The close code a socket's log line shows when no close frame was exchanged: RFC 6455
-/// reserves 1006 for reporting exactly that (it is never sent).
+/// The close codes a socket's log line shows where none was sent; RFC 6455 reserves these
+/// two for reporting exactly that: 1006, no close frame at all (the connection was lost);
+/// 1005, the client's close frame carried no code.
 const CLOSE_ABNORMAL: u16 = 1006;
+const CLOSE_NO_STATUS: u16 = 1005;
 
 struct Session<S> {
     state: Arc<AppState>,
@@ -126,7 +128,7 @@ pub async fn run<S>(
     };
     let (close_code, closed_by, why) = match &end {
         End::Close(code, reason) => (u16::from(*code), "server", *reason),
-        End::ClientClosed(code) => (code.unwrap_or(CLOSE_ABNORMAL), "client", "client closed"),
+        End::ClientClosed(code) => (code.unwrap_or(CLOSE_NO_STATUS), "client", "client closed"),
         End::Drop(why) => (CLOSE_ABNORMAL, "network", *why),
     };
     if let End::Close(code, reason) = end {
@@ -400,9 +402,10 @@ where
 
     /// Queues a text frame without flushing.
     async fn feed(&mut self, frame: Utf8Bytes) -> Result<(), End> {
-        self.frames_sent += 1;
         let write = self.ws.feed(Message::Text(frame));
-        bounded_write(write, &self.overflow).await
+        bounded_write(write, &self.overflow).await?;
+        self.frames_sent += 1;
+        Ok(())
     }
 
     async fn flush(&mut self) -> Result<(), End> {
@@ -412,10 +415,10 @@ where
     }
 
     async fn send(&mut self, message: Message) -> Result<(), End> {
-        if message.is_text() {
-            self.frames_sent += 1;
-        }
-        bounded_write(self.ws.send(message), &self.overflow).await
+        let text = message.is_text();
+        bounded_write(self.ws.send(message), &self.overflow).await?;
+        self.frames_sent += u64::from(text);
+        Ok(())
     }
 }
 
