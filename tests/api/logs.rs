@@ -337,6 +337,13 @@ async fn json_logs_show_requests_with_their_user_and_id_each_closed_socket_and_t
         "rounded to 0.01: {access}"
     );
 
+    for path in ["/auth/register", "/auth/login"] {
+        let line = rtchat
+            .line(path, |l| l.contains(&format!("\"path\":\"{path}\"")))
+            .await;
+        assert_eq!(parse_line(&line)["user_id"], user_id, "{line}");
+    }
+
     let closed_by_client = rtchat
         .line("client close", |l| {
             l.contains("socket closed") && l.contains("\"closed_by\":\"client\"")
