@@ -98,6 +98,11 @@ pub struct Config {
     /// Failures a test injects into the delivery tasks; nothing else sets them.
     #[doc(hidden)]
     pub faults: Faults,
+    /// `text` or `json` (`RTCHAT_LOG_FORMAT`); like `log_filter`, a bad value is warned
+    /// about at start, not refused.
+    pub log_format: String,
+    /// How long the first database connection is retried at start.
+    pub db_connect_timeout: Duration,
 }
 
 /// A setting that could not be used, naming the variable.
@@ -221,6 +226,14 @@ impl Config {
             rate_chat_changes_burst: ranged(&get, "RTCHAT_RATE_CHAT_CHANGES_BURST", 1, 1_000_000)?
                 as f64,
             faults: Faults::default(),
+            log_format: get("RTCHAT_LOG_FORMAT")
+                .unwrap_or_else(|| default_of("RTCHAT_LOG_FORMAT").into()),
+            db_connect_timeout: Duration::from_secs(ranged(
+                &get,
+                "RTCHAT_DB_CONNECT_TIMEOUT_SECS",
+                1,
+                3600,
+            )?),
         })
     }
 

@@ -8,11 +8,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use hyper::body::Incoming;
-use hyper::header::UPGRADE;
+use hyper::header::{HeaderName, HeaderValue, UPGRADE};
 use hyper::{Method, Request, Response};
 
 use crate::error::{ApiError, ApiResult, Body};
 use crate::http;
+use crate::logging::{millis, RequestUser};
 use crate::state::AppState;
 
 mod endpoint;
@@ -173,10 +174,16 @@ pub(crate) fn table() -> &'static matchit::Router<Route> {
 /// Answers one request: route, run, log, count. Never fails; errors become responses.
 pub async fn handle(
     state: Arc<AppState>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<Body> {
     let started = Instant::now();
+    let request_id = state
+        .request_ids
+        .for_request(req.headers().get(REQUEST_ID).map(|v| v.as_bytes()));
+    let user = RequestUser::default();
+    req.extensions_mut().insert(user.clone());
+    let client = http::cors::client_addr(&state.config, peer, req.headers());
     let request_headers = req.headers().clone();
     let method = req.method().clone();
     // The path only: query strings carry tokens and are never logged.
@@ -190,8 +197,7 @@ pub async fn handle(
             let response = if req.method() == Method::OPTIONS {
                 http::cors::preflight(&state.config, req.headers(), route.methods())
             } else {
-                let client_addr = http::cors::client_addr(&state.config, peer, req.headers());
-                match dispatch(state.clone(), route, endpoint, req, client_addr).await {
+                match dispatch(state.clone(), route, endpoint, req, client).await {
                     Ok(response) => response,
                     Err(e) => e.into_response(),
                 }
@@ -201,6 +207,10 @@ pub async fn handle(
     };
     let mut response = response;
     http::cors::decorate(&state.config, &request_headers, &mut response);
+    response.headers_mut().insert(
+        REQUEST_ID,
+        HeaderValue::from_str(&request_id).expect("request ids are checked header-safe"),
+    );
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     state
@@ -211,10 +221,18 @@ pub async fn handle(
         method = %method,
         path = %logged(&path),
         status,
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        duration_ms = millis(elapsed),
+        request_id = %request_id,
+        client = %client,
+        user_id = user.get(),
+        "request"
     );
     response
 }
+
+/// The request id header: taken from the client when sane, else generated; on every
+/// response, and in the access log line, so a client's report finds the server's line.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Runs the handler of `(endpoint, method)`. A path id that did not parse answers 422 after
 /// the caller's token is checked, as every handler with ids checks the token first.

@@ -44,4 +44,6 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "RTCHAT_RATE_REGISTER_PER_EMAIL", default: "5", help: "registration attempts per email per hour (each tells whether the email is taken)" },
     Setting { name: "RTCHAT_CORS_ORIGINS", default: "*", help: "comma-separated origins allowed to call the API from browsers" },
     Setting { name: "RTCHAT_TRUSTED_PROXIES", default: "(none)", help: "proxy addresses or CIDRs whose `X-Forwarded-For` names the client" },
+    Setting { name: "RTCHAT_LOG_FORMAT", default: "text", help: "log line format: `text`, or `json` (one object per line with `ts`, `level`, `target`, `msg` and the fields); another value is warned about and logs text" },
+    Setting { name: "RTCHAT_DB_CONNECT_TIMEOUT_SECS", default: "30", help: "how long the first database connection at start is retried (with backoff, each failure logged with the host and the cause) before rtchat exits with an error" },
 ];

@@ -12,6 +12,7 @@ mod errors;
 mod fanout;
 mod hostile;
 mod limits;
+mod logs;
 mod messages;
 mod retention;
 mod scaleout;
