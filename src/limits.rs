@@ -122,7 +122,7 @@ pub struct Limits {
     /// Login keys PostgreSQL refused, until their window ends.
     login_refused: Mutex<Lru<String, Instant>>,
     /// Chat writes per user: every write that takes a chat's lock or creates a chat, other
-    /// than sends and edits (those count as messages).
+    /// than sends, edits and read cursor moves (those count as messages).
     pub writes: Limiter<i64>,
     /// Changes per chat (title, activity, members), whoever makes them: each change is one
     /// event per member, so a 1,000-member group costs 1,000 log rows a change.

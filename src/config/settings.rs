@@ -30,10 +30,10 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "RTCHAT_EVENT_RETENTION_DAYS", default: "30", help: "how long events are kept for `since` replay" },
     Setting { name: "RTCHAT_SHUTDOWN_GRACE_SECS", default: "10", help: "how long shutdown waits for in-flight requests" },
     Setting { name: "RTCHAT_LEASE_RENEW_SECS", default: "5", help: "how often a process renews its row in `process_leases` (a lease lapses after 3 missed renewals); the rate limits are shared evenly among the processes with a live lease" },
-    Setting { name: "RTCHAT_RATE_MESSAGES_PER_SEC", default: "10", help: "message sends and edits per user per second, sustained" },
+    Setting { name: "RTCHAT_RATE_MESSAGES_PER_SEC", default: "10", help: "message sends and edits, and read cursor moves, per user per second, sustained" },
     Setting { name: "RTCHAT_RATE_MESSAGES_BURST", default: "30", help: "message sends and edits per user in a burst" },
     Setting { name: "RTCHAT_RATE_TYPING_PER_SEC", default: "2", help: "typing frames per user per second (bursts of 5; also one per chat per 2 s)" },
-    Setting { name: "RTCHAT_RATE_WRITES_PER_SEC", default: "5", help: "chat writes per user per second, sustained: creating, changing and deleting chats, adding and removing members, deleting messages, marking read (sends and edits count as messages)" },
+    Setting { name: "RTCHAT_RATE_WRITES_PER_SEC", default: "5", help: "chat writes per user per second, sustained: creating, changing and deleting chats, adding and removing members, deleting messages (sends, edits and marking read count as messages)" },
     Setting { name: "RTCHAT_RATE_WRITES_BURST", default: "20", help: "chat writes per user in a burst" },
     Setting { name: "RTCHAT_RATE_CHAT_CHANGES_PER_MIN", default: "30", help: "changes of one chat's title, activity or members per minute, sustained, whoever makes them (each is one event per member: 1,000 log rows in a full group); leaving is never limited" },
     Setting { name: "RTCHAT_RATE_CHAT_CHANGES_BURST", default: "5", help: "changes of one chat in a burst" },
@@ -44,4 +44,5 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "RTCHAT_RATE_REGISTER_PER_EMAIL", default: "5", help: "registration attempts per email per hour (each tells whether the email is taken)" },
     Setting { name: "RTCHAT_CORS_ORIGINS", default: "*", help: "comma-separated origins allowed to call the API from browsers" },
     Setting { name: "RTCHAT_TRUSTED_PROXIES", default: "(none)", help: "proxy addresses or CIDRs whose `X-Forwarded-For` names the client" },
+    Setting { name: "RTCHAT_SEARCH_TIMEOUT_MS", default: "2000", help: "longest a message search (`GET /search/messages`) may run in PostgreSQL; past it the search answers 503 `server_busy` instead of holding a pooled connection" },
 ];
