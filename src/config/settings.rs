@@ -31,7 +31,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "RTCHAT_SHUTDOWN_GRACE_SECS", default: "10", help: "how long shutdown waits for in-flight requests" },
     Setting { name: "RTCHAT_LEASE_RENEW_SECS", default: "5", help: "how often a process renews its row in `process_leases` (a lease lapses after 3 missed renewals); the rate limits are shared evenly among the processes with a live lease" },
     Setting { name: "RTCHAT_RATE_MESSAGES_PER_SEC", default: "10", help: "message sends and edits, and read cursor moves, per user per second, sustained" },
-    Setting { name: "RTCHAT_RATE_MESSAGES_BURST", default: "30", help: "message sends and edits per user in a burst" },
+    Setting { name: "RTCHAT_RATE_MESSAGES_BURST", default: "30", help: "message sends and edits, and read cursor moves, per user in a burst" },
     Setting { name: "RTCHAT_RATE_TYPING_PER_SEC", default: "2", help: "typing frames per user per second (bursts of 5; also one per chat per 2 s)" },
     Setting { name: "RTCHAT_RATE_WRITES_PER_SEC", default: "5", help: "chat writes per user per second, sustained: creating, changing and deleting chats, adding and removing members, deleting messages (sends, edits and marking read count as messages)" },
     Setting { name: "RTCHAT_RATE_WRITES_BURST", default: "20", help: "chat writes per user in a burst" },

@@ -25,7 +25,9 @@ pub const DEFAULT_SEARCH_PAGE: i64 = 20;
 /// older matches follow (page on with `before` = the last id).
 pub async fn search_messages(ctx: Ctx) -> ApiResult<Response<Body>> {
     let caller = ctx.caller()?;
-    let limit = ctx.query_int("limit", 1, MAX_PAGE)?.unwrap_or(DEFAULT_SEARCH_PAGE);
+    let limit = ctx
+        .query_int("limit", 1, MAX_PAGE)?
+        .unwrap_or(DEFAULT_SEARCH_PAGE);
     let before = ctx.query_int("before", 0, i64::MAX)?.unwrap_or(i64::MAX);
     let chat_id = ctx.query_int("chat_id", 1, i64::MAX)?;
     let q = ctx

@@ -107,7 +107,10 @@ mod tests {
     #[test]
     fn words_are_runs_of_letters_and_digits() {
         assert_eq!(words("Привет, мир!"), ["Привет", "мир"]);
-        assert_eq!(words("a&b|!c:*'d\"e\\f(g)<->h%i_j"), ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]);
+        assert_eq!(
+            words("a&b|!c:*'d\"e\\f(g)<->h%i_j"),
+            ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]
+        );
         assert!(words("%_&|!:*'\"\\()<-> ").is_empty());
         assert_eq!(words("x2 ٣"), ["x2", "٣"]);
     }

@@ -80,7 +80,9 @@ async fn reads_lists_every_member_ascending_with_null_where_never_read() {
     assert_eq!(r.body, json!({ "reads": expected }));
 
     // Not a member: 404, as for a chat that does not exist.
-    let r = app.get(&format!("/chats/{chat}/reads"), &stranger.token).await;
+    let r = app
+        .get(&format!("/chats/{chat}/reads"), &stranger.token)
+        .await;
     assert_error(&r, 404, "not_found");
     let r = app.get("/chats/999999/reads", &a.token).await;
     assert_error(&r, 404, "not_found");
@@ -102,7 +104,12 @@ async fn reads_lists_every_member_ascending_with_null_where_never_read() {
     assert_eq!(listed.len(), 2, "{r:?}");
     // HEAD answers as GET does.
     let r = app
-        .call("HEAD", &format!("/chats/{chat}/reads"), Some(&a.token), None)
+        .call(
+            "HEAD",
+            &format!("/chats/{chat}/reads"),
+            Some(&a.token),
+            None,
+        )
         .await;
     assert_eq!(r.status, 200);
 }
@@ -121,7 +128,10 @@ async fn read_reaches_others_in_a_group_of(size: i64) -> bool {
     let mut reader2 = WsClient::connect(&app, &reader.token, None).await;
     let mut others = WsClient::connect(&app, &other.token, None).await;
     let r = app.get(&format!("/chats/{chat}"), &reader.token).await;
-    assert_eq!(r.body["participant_ids"].as_array().map(Vec::len), Some(size as usize));
+    assert_eq!(
+        r.body["participant_ids"].as_array().map(Vec::len),
+        Some(size as usize)
+    );
 
     mark_read(&app, &reader, chat, &m).await;
 
@@ -138,7 +148,10 @@ async fn read_reaches_others_in_a_group_of(size: i64) -> bool {
         .iter()
         .find(|c| c["user_id"] == reader.id)
         .cloned();
-    assert_eq!(cursor, Some(json!({"user_id": reader.id, "last_read_message_id": m["id"]})));
+    assert_eq!(
+        cursor,
+        Some(json!({"user_id": reader.id, "last_read_message_id": m["id"]}))
+    );
     // The other member's next event tells: `read` first if it was sent, else the message
     // sent after it (no waiting for a silence).
     app.send(&reader, chat, "after").await;
@@ -176,7 +189,11 @@ async fn marking_read_counts_against_the_message_limit() {
     let mut statuses = Vec::new();
     for _ in 0..3 {
         let r = app
-            .post(&format!("/chats/{chat}/read"), &a.token, json!({"message_id": m["id"]}))
+            .post(
+                &format!("/chats/{chat}/read"),
+                &a.token,
+                json!({"message_id": m["id"]}),
+            )
             .await;
         statuses.push(r.status);
         if r.status == 429 {
@@ -225,7 +242,11 @@ async fn unread_totals_agree_with_the_chat_list_and_skip_own_messages_and_inacti
     app.send(&me, quiet, "only mine").await;
     app.send(&other, inactive, "hidden").await;
     let r = app
-        .patch(&format!("/chats/{inactive}"), &other.token, json!({"is_active": false}))
+        .patch(
+            &format!("/chats/{inactive}"),
+            &other.token,
+            json!({"is_active": false}),
+        )
         .await;
     assert_eq!(r.status, 200, "{r:?}");
 
@@ -250,7 +271,9 @@ async fn unread_totals_agree_with_the_chat_list_and_skip_own_messages_and_inacti
     let (totals, summed) = unread_both_ways(&app, &me).await;
     assert_eq!(totals, json!({"messages": 1, "chats": 1, "mentions": 0}));
     assert_eq!(totals, summed);
-    let m = app.get(&format!("/chats/{second}/messages"), &me.token).await;
+    let m = app
+        .get(&format!("/chats/{second}/messages"), &me.token)
+        .await;
     mark_read(&app, &me, second, &m.body["messages"][0]).await;
     let (totals, _) = unread_both_ways(&app, &me).await;
     assert_eq!(totals, json!({"messages": 0, "chats": 0, "mentions": 0}));

@@ -6,7 +6,9 @@ use crate::support::{assert_error, assert_invalid, TestApp, TestUser};
 
 /// The ids of a search's messages, and `has_more`.
 async fn search(app: &TestApp, user: &TestUser, query: &str) -> (Vec<i64>, bool) {
-    let r = app.get(&format!("/search/messages?{query}"), &user.token).await;
+    let r = app
+        .get(&format!("/search/messages?{query}"), &user.token)
+        .await;
     assert_eq!(r.status, 200, "{query}: {r:?}");
     let ids = r.body["messages"]
         .as_array()
@@ -18,7 +20,10 @@ async fn search(app: &TestApp, user: &TestUser, query: &str) -> (Vec<i64>, bool)
 }
 
 fn q(text: &str) -> String {
-    format!("q={}", form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>())
+    format!(
+        "q={}",
+        form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>()
+    )
 }
 
 fn id(m: &Value) -> i64 {
@@ -56,12 +61,19 @@ async fn search_finds_every_word_the_last_as_a_prefix_in_any_language_any_case()
         assert!(!has_more);
     }
     // The result is the Message of the history pages.
-    let r = app.get(&format!("/search/messages?{}", q("прив")), &a.token).await;
+    let r = app
+        .get(&format!("/search/messages?{}", q("прив")), &a.token)
+        .await;
     let history = app.get(&format!("/chats/{chat}/messages"), &a.token).await;
     assert_eq!(r.body["messages"][0], history.body["messages"][0]);
     // HEAD answers as GET does.
     let r = app
-        .call("HEAD", &format!("/search/messages?{}", q("hello")), Some(&a.token), None)
+        .call(
+            "HEAD",
+            &format!("/search/messages?{}", q("hello")),
+            Some(&a.token),
+            None,
+        )
         .await;
     assert_eq!(r.status, 200);
 }
@@ -77,7 +89,10 @@ async fn search_sees_only_chats_the_caller_is_a_member_of_now() {
     let in_shared = app.send(&a, shared, "secret plans").await;
     let in_mine = app.send(&a, mine, "secret diary").await;
 
-    assert_eq!(search(&app, &a, &q("secret")).await.0, [id(&in_mine), id(&in_shared)]);
+    assert_eq!(
+        search(&app, &a, &q("secret")).await.0,
+        [id(&in_mine), id(&in_shared)]
+    );
     assert_eq!(search(&app, &b, &q("secret")).await.0, [id(&in_shared)]);
     assert!(search(&app, &stranger, &q("secret")).await.0.is_empty());
     // chat_id narrows to one chat of the caller's.
@@ -85,11 +100,17 @@ async fn search_sees_only_chats_the_caller_is_a_member_of_now() {
     assert_eq!(search(&app, &a, &narrowed).await.0, [id(&in_shared)]);
     // A chat the caller cannot see is 404, existing or not.
     let r = app
-        .get(&format!("/search/messages?{}&chat_id={mine}", q("secret")), &b.token)
+        .get(
+            &format!("/search/messages?{}&chat_id={mine}", q("secret")),
+            &b.token,
+        )
         .await;
     assert_error(&r, 404, "not_found");
     let r = app
-        .get(&format!("/search/messages?{}&chat_id=999999", q("secret")), &b.token)
+        .get(
+            &format!("/search/messages?{}&chat_id=999999", q("secret")),
+            &b.token,
+        )
         .await;
     assert_error(&r, 404, "not_found");
 
@@ -99,7 +120,9 @@ async fn search_sees_only_chats_the_caller_is_a_member_of_now() {
         .await;
     assert_eq!(r.status, 204, "{r:?}");
     assert!(search(&app, &b, &q("secret")).await.0.is_empty());
-    let r = app.get(&format!("/search/messages?{narrowed}"), &b.token).await;
+    let r = app
+        .get(&format!("/search/messages?{narrowed}"), &b.token)
+        .await;
     assert_error(&r, 404, "not_found");
 }
 
@@ -117,11 +140,19 @@ async fn search_pages_newest_first_with_before() {
 
     let (page1, more1) = search(&app, &a, &format!("{}&limit=2", q("match"))).await;
     assert_eq!((page1.as_slice(), more1), (&sent[0..2], true));
-    let (page2, more2) =
-        search(&app, &a, &format!("{}&limit=2&before={}", q("match"), page1[1])).await;
+    let (page2, more2) = search(
+        &app,
+        &a,
+        &format!("{}&limit=2&before={}", q("match"), page1[1]),
+    )
+    .await;
     assert_eq!((page2.as_slice(), more2), (&sent[2..4], true));
-    let (page3, more3) =
-        search(&app, &a, &format!("{}&limit=2&before={}", q("match"), page2[1])).await;
+    let (page3, more3) = search(
+        &app,
+        &a,
+        &format!("{}&limit=2&before={}", q("match"), page2[1]),
+    )
+    .await;
     assert_eq!((page3.as_slice(), more3), (&sent[4..5], false));
     // The default page is 20.
     for n in 0..20 {
@@ -143,12 +174,19 @@ async fn search_refuses_bad_queries_with_422() {
         q(&"a".repeat(201)),
         q("one two three four five six seven eight nine ten eleven"),
     ] {
-        let r = app.get(&format!("/search/messages?{query}"), &a.token).await;
+        let r = app
+            .get(&format!("/search/messages?{query}"), &a.token)
+            .await;
         assert_invalid(&r, "q");
     }
     // At the bounds: 200 characters and 10 words are fine.
     search(&app, &a, &q(&"a".repeat(200))).await;
-    search(&app, &a, &q("one two three four five six seven eight nine ten")).await;
+    search(
+        &app,
+        &a,
+        &q("one two three four five six seven eight nine ten"),
+    )
+    .await;
     for (query, field) in [
         ("limit=0", "limit"),
         ("limit=101", "limit"),
@@ -191,10 +229,15 @@ async fn a_search_past_its_statement_timeout_answers_503_server_busy() {
     db.batch_execute("ANALYZE messages").await.expect("analyze");
     app.send(&a, mine, "hello").await;
 
-    let r = app.get(&format!("/search/messages?{}", q("common")), &a.token).await;
+    let r = app
+        .get(&format!("/search/messages?{}", q("common")), &a.token)
+        .await;
 
     assert_error(&r, 503, "server_busy");
-    assert!(r.body["detail"].as_str().unwrap_or("").contains("too long"), "{r:?}");
+    assert!(
+        r.body["detail"].as_str().unwrap_or("").contains("too long"),
+        "{r:?}"
+    );
     assert!(r.headers.contains_key("retry-after"), "{r:?}");
     // The connection went back to the pool in a usable state (its timeout was local).
     let r = app.get(&format!("/chats/{mine}/messages"), &a.token).await;
