@@ -225,6 +225,12 @@ CREATE INDEX IF NOT EXISTS messages_text_search_idx ON messages USING gin (to_ts
 -- ten times the lexemes sampled brings the estimates close enough to pick right.
 ALTER INDEX messages_text_search_idx ALTER COLUMN 1 SET STATISTICS 1000;
 
+-- GET /unread sums, over the caller's chats (chat_members_user_idx), the two counts of a Chat
+-- view: messages_chat_id_sender_idx serves unread_count and message_mentions_pkey
+-- unread_mentions, each an index-only range after the read cursor stopped at 10,000 rows
+-- (15 ms for 50 chats of 1,000 unread messages each). GET /chats/{id}/reads is a range of
+-- chat_members_pkey.
+
 -- @functions
 -- Appends events to the log: inserts each event body once, locks every recipient's user row
 -- in ascending id order and bumps its `users.last_seq` (the row lock is held until commit),

@@ -72,6 +72,9 @@ pub async fn unread_totals(client: &impl GenericClient, user_id: i64) -> StoreRe
                              WHERE mm.user_id = $1 AND mm.chat_id = cm.chat_id
                                AND mm.message_id > coalesce(cm.last_read_message_id, 0)
                              LIMIT {MAX_UNREAD_COUNT}) y) AS mentions
+                 -- Not flattened into the outer query, where the message count would be
+                 -- computed twice (once for the sum, once for the filter).
+                 OFFSET 0
              ) u
              WHERE cm.user_id = $1"
         ))
