@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Measures GET /search/messages' query on a realistic volume: 1,000,000 messages in 1,000
-# chats, the searching user (id 1) a member of 50 of them. Starts a throwaway PostgreSQL 15
-# (as user postgres) in $DIR on $PORT, loads schema.sql, generates the data with
-# generate_series, and prints EXPLAIN (ANALYZE, BUFFERS) of the exact statement
-# src/store/search.rs runs, for a rare word, a common word, a prefix and two words.
+# chats, the searching user (id 1) a member of 50 of them, and user 1002 in one quiet chat.
+# Starts a throwaway PostgreSQL 15 (as user postgres) in $DIR on $PORT, loads schema.sql,
+# generates the data with generate_series, and prints EXPLAIN (ANALYZE, BUFFERS) of the exact
+# statement of src/store/search.sql for rare and common words, prefixes and two words.
 #
 #   bench/search-explain.sh            # build the data (a few minutes on 2 cores), explain
 #   KEEP=1 bench/search-explain.sh     # leave the cluster running for more experiments
@@ -55,23 +55,32 @@ SELECT 1 + g % 1000, 2 + g % 1000,
            CASE WHEN g % 20011 = 5 THEN 'Zanzibar' END,
            'the end')
 FROM generate_series(1, 1000000) g;
+-- User 1002 has one quiet chat whose 20 messages are older than everything else (ids
+-- below 1): walking the ids newest first would pass all 1,000,000 before reaching them.
+INSERT INTO users (email, name, password_hash) VALUES ('quiet@example.com', 'quiet', 'x');
+INSERT INTO chats (type, title, creator_id) VALUES ('group', 'quiet', 1002);
+INSERT INTO chat_members (chat_id, user_id) VALUES (1001, 1002);
+INSERT INTO messages (id, chat_id, sender_id, text) OVERRIDING SYSTEM VALUE
+SELECT -g, 1001, 1002, 'hello from long ago ' || g FROM generate_series(1, 20) g;
 ALTER TABLE messages RESET (autovacuum_enabled);
 VACUUM ANALYZE messages;
 VACUUM ANALYZE chat_members;
 SQL
 fi
 
-# The statement of src/store/search.rs (keep the two in step), with its parameters inlined:
-# $1 the caller, $2 the chat (NULL: all of theirs), $3 the tsquery, $4 before, $5 limit + 1.
+# The statement of src/store/search.sql, with its parameters inlined as the custom plan sees
+# them: $1 the chats (user 1's, or the one given), $2 the tsquery, $3 before, $4 limit + 1.
 explain() {
-    local what=$1 tsquery=${2//&/\\&} chat=${3:-NULL}
-    echo "== $what: tsquery $tsquery, chat_id $chat"
+    local what=$1 tsquery=${2//&/\\&} chats
+    chats=$(psql_ -tAc "SELECT array_agg(chat_id ORDER BY chat_id) FROM chat_members
+                        WHERE user_id = ${USER_ID:-1} AND (${3:-NULL}::bigint IS NULL OR chat_id = ${3:-NULL})")
+    echo "== $what: tsquery $2, chats of user ${USER_ID:-1}: $chats"
     psql_ <<SQL
 SET plan_cache_mode = force_custom_plan;
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
 $(sed -n '/^-- search-sql-begin/,/^-- search-sql-end/p' src/store/search.sql | grep -v '^--' \
-    | sed -e "s/{columns}/m.*/" -e "s/\\\$1/1/g" -e "s/\\\$2/$chat::bigint/g" -e "s/\\\$3/'$tsquery'/g" \
-          -e "s/\\\$4/9223372036854775807/g" -e "s/\\\$5/21/g");
+    | sed -e "s/{columns}/m.*/" -e "s/\\\$1/'$chats'::bigint[]/g" -e "s/\\\$2/'$tsquery'/g" \
+          -e "s/\\\$3/9223372036854775807/g" -e "s/\\\$4/21/g");
 SQL
 }
 explain "rare word" "''zanzibar'':*"
@@ -84,3 +93,4 @@ explain "mid-frequency prefix (about 0.4%)" "''w123'':*"
 explain "uncommon prefix (about 0.04%)" "''w4567'':*"
 explain "no match" "''nosuchword'':*"
 explain "common word in one chat" "''hello'':*" 7
+USER_ID=1002 explain "common word, one quiet chat of old messages" "''hello'':*"

@@ -19,7 +19,7 @@ pub const SEARCH_TOO_SLOW: &str =
 /// What to look for.
 pub struct Search<'a> {
     pub caller: i64,
-    /// Narrows to one chat of the caller's; `None`: all of them.
+    /// Narrows to one chat of the caller's (`NotFound` if it is not); `None`: all of them.
     pub chat_id: Option<i64>,
     /// The words, as `words` split them: each must occur, the last as a prefix.
     pub words: &'a [String],
@@ -54,17 +54,33 @@ pub fn tsquery(words: &[String]) -> String {
     query
 }
 
-/// Up to `limit` messages matching `search` in the chats `caller` is a member of now (no
-/// `chat_id` check: the caller checks membership first, to answer 404), newest first; and
-/// whether more follow. `Busy` when the statement ran out of its time.
+/// Up to `limit` messages matching `search` in the chats `caller` is a member of now, newest
+/// first; and whether more follow. `NotFound` when `chat_id` is not one of theirs; `TooSlow`
+/// when the statement ran out of its time.
 pub async fn search(
     client: &mut deadpool_postgres::Object,
     search: &Search<'_>,
 ) -> StoreResult<(Vec<Message>, bool)> {
     let tx = client.transaction().await?;
-    // A custom plan each time: a generic plan cannot know how common the words are, and the
-    // best plan (the GIN index for a rare word, walking ids newest first for a common one)
-    // depends on it.
+    let statement = tx
+        .prepare_cached(
+            "SELECT coalesce(array_agg(chat_id), '{}') FROM chat_members
+             WHERE user_id = $1 AND ($2::bigint IS NULL OR chat_id = $2)",
+        )
+        .await?;
+    let chats: Vec<i64> = tx
+        .query_one(&statement, &[&search.caller, &search.chat_id])
+        .await?
+        .get(0);
+    if chats.is_empty() {
+        return match search.chat_id {
+            Some(_) => Err(StoreError::NotFound("chat")),
+            None => Ok((Vec::new(), false)),
+        };
+    }
+    // A custom plan each time: a generic plan cannot know how many messages the chats hold
+    // or the words match, and the best plan (the GIN index for a rare word, walking ids newest
+    // first for a common one) depends on both.
     tx.batch_execute(&format!(
         "SET LOCAL statement_timeout = {}; SET LOCAL plan_cache_mode = force_custom_plan",
         search.timeout.as_millis().max(1)
@@ -76,8 +92,7 @@ pub async fn search(
         .query(
             &statement,
             &[
-                &search.caller,
-                &search.chat_id,
+                &chats,
                 &tsquery(search.words),
                 &search.before,
                 &(search.limit + 1),
