@@ -97,6 +97,8 @@ pub struct Config {
     pub rate_chat_changes_burst: f64,
     /// The `statement_timeout` of a message search.
     pub search_timeout: Duration,
+    /// Message searches per user per second (see `limits`).
+    pub rate_searches_per_sec: f64,
     /// Failures a test injects into the delivery tasks; nothing else sets them.
     #[doc(hidden)]
     pub faults: Faults,
@@ -228,6 +230,8 @@ impl Config {
                 1,
                 600_000,
             )?),
+            rate_searches_per_sec: ranged(&get, "RTCHAT_RATE_SEARCHES_PER_SEC", 1, 1_000_000)?
+                as f64,
             faults: Faults::default(),
         })
     }
@@ -252,6 +256,7 @@ impl Config {
         config.rate_writes_burst = 100_000.0;
         config.rate_chat_changes_per_min = 100_000.0;
         config.rate_chat_changes_burst = 100_000.0;
+        config.rate_searches_per_sec = 100_000.0;
         config
     }
 

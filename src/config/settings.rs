@@ -44,5 +44,6 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "RTCHAT_RATE_REGISTER_PER_EMAIL", default: "5", help: "registration attempts per email per hour (each tells whether the email is taken)" },
     Setting { name: "RTCHAT_CORS_ORIGINS", default: "*", help: "comma-separated origins allowed to call the API from browsers" },
     Setting { name: "RTCHAT_TRUSTED_PROXIES", default: "(none)", help: "proxy addresses or CIDRs whose `X-Forwarded-For` names the client" },
+    Setting { name: "RTCHAT_RATE_SEARCHES_PER_SEC", default: "2", help: "message searches (`GET /search/messages`) per user per second, sustained, in bursts of 10: each may hold a database connection for up to `RTCHAT_SEARCH_TIMEOUT_MS`" },
     Setting { name: "RTCHAT_SEARCH_TIMEOUT_MS", default: "2000", help: "longest a message search (`GET /search/messages`) may run in PostgreSQL; past it the search answers 503 `server_busy` instead of holding a pooled connection" },
 ];

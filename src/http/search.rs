@@ -21,9 +21,11 @@ pub const MAX_QUERY_WORDS: usize = 10;
 pub const DEFAULT_SEARCH_PAGE: i64 = 20;
 
 /// `GET /search/messages?q=&chat_id=&before=&limit=`: newest first; `has_more` says whether
-/// older matches follow (page on with `before` = the last id).
+/// older matches follow (page on with `before` = the last id). Rate limited per user (the
+/// searches limiter), before anything else is read.
 pub async fn search_messages(ctx: Ctx) -> ApiResult<Response<Body>> {
     let caller = ctx.caller()?;
+    ctx.state.limits.searches.check(&caller.user_id)?;
     let limit = ctx
         .query_int("limit", 1, MAX_PAGE)?
         .unwrap_or(DEFAULT_SEARCH_PAGE);

@@ -243,3 +243,31 @@ async fn a_search_past_its_statement_timeout_answers_503_server_busy() {
     let r = app.get("/unread", &a.token).await;
     assert_eq!(r.status, 200, "{r:?}");
 }
+
+#[tokio::test]
+async fn searches_are_rate_limited_per_user() {
+    // One search per 100 s after the burst: the test never waits long enough for a refill.
+    let app = TestApp::spawn_with(|c| c.rate_searches_per_sec = 0.01).await;
+    let a = app.user("a").await;
+    let b = app.user("b").await;
+    let mut statuses = Vec::new();
+    for _ in 0..11 {
+        let r = app
+            .get(&format!("/search/messages?{}", q("hi")), &a.token)
+            .await;
+        if r.status == 429 {
+            assert_error(&r, 429, "rate_limited");
+            assert!(r.headers.contains_key("retry-after"), "{r:?}");
+        }
+        statuses.push(r.status);
+    }
+    // A burst of 10, then refused.
+    let mut expected = vec![200; 10];
+    expected.push(429);
+    assert_eq!(statuses, expected);
+    // Per user: b has a budget of its own.
+    let r = app
+        .get(&format!("/search/messages?{}", q("hi")), &b.token)
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
