@@ -219,17 +219,16 @@ DROP INDEX IF EXISTS messages_chat_id_idx;
 -- checking each row, which the planner picks from this expression's statistics.
 CREATE INDEX IF NOT EXISTS messages_text_search_idx ON messages USING gin (to_tsvector('simple', text));
 -- The planner's choice between those two rests on how many messages the words match, which
--- it reads from this expression's most common lexemes. With the default statistics target a
--- prefix matching a third of 1,000,000 messages was estimated at a sixth of that, and the
--- GIN bitmap it chose took 280 ms where walking the ids takes 26 ms (bench/search-explain.sh);
--- ten times the lexemes sampled brings the estimates close enough to pick right.
+-- it reads from this expression's most common lexemes. With the default statistics target it
+-- took a prefix matching a third of the messages for a sixth of that and chose the GIN bitmap,
+-- ten times slower than walking the ids (bench/search-explain.sh); ten times the lexemes
+-- sampled brings the estimates close enough to pick right.
 ALTER INDEX messages_text_search_idx ALTER COLUMN 1 SET STATISTICS 1000;
 
 -- GET /unread sums, over the caller's chats (chat_members_user_idx), the two counts of a Chat
 -- view: messages_chat_id_sender_idx serves unread_count and message_mentions_pkey
--- unread_mentions, each an index-only range after the read cursor stopped at 10,000 rows
--- (15 ms for 50 chats of 1,000 unread messages each). GET /chats/{id}/reads is a range of
--- chat_members_pkey.
+-- unread_mentions, each an index-only range after the read cursor stopped at 10,000 rows.
+-- GET /chats/{id}/reads is a range of chat_members_pkey.
 
 -- @functions
 -- Appends events to the log: inserts each event body once, locks every recipient's user row
