@@ -89,12 +89,16 @@ pub struct Config {
     /// idle keep-alive and non-reading clients would hold connection slots).
     pub header_read_timeout: Duration,
     /// Chat writes per user (see `limits`): creating, changing and deleting chats, member
-    /// changes, message deletes, read cursors.
+    /// changes, message deletes.
     pub rate_writes_per_sec: f64,
     pub rate_writes_burst: f64,
     /// Changes of one chat (title, activity, members): each writes an event per member.
     pub rate_chat_changes_per_min: f64,
     pub rate_chat_changes_burst: f64,
+    /// The `statement_timeout` of a message search.
+    pub search_timeout: Duration,
+    /// Message searches per user per second (see `limits`).
+    pub rate_searches_per_sec: f64,
     /// Failures a test injects into the delivery tasks; nothing else sets them.
     #[doc(hidden)]
     pub faults: Faults,
@@ -225,6 +229,14 @@ impl Config {
             )? as f64,
             rate_chat_changes_burst: ranged(&get, "RTCHAT_RATE_CHAT_CHANGES_BURST", 1, 1_000_000)?
                 as f64,
+            search_timeout: Duration::from_millis(ranged(
+                &get,
+                "RTCHAT_SEARCH_TIMEOUT_MS",
+                1,
+                600_000,
+            )?),
+            rate_searches_per_sec: ranged(&get, "RTCHAT_RATE_SEARCHES_PER_SEC", 1, 1_000_000)?
+                as f64,
             faults: Faults::default(),
             log_format: get("RTCHAT_LOG_FORMAT")
                 .unwrap_or_else(|| default_of("RTCHAT_LOG_FORMAT").into()),
@@ -257,6 +269,7 @@ impl Config {
         config.rate_writes_burst = 100_000.0;
         config.rate_chat_changes_per_min = 100_000.0;
         config.rate_chat_changes_burst = 100_000.0;
+        config.rate_searches_per_sec = 100_000.0;
         config
     }
 

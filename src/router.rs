@@ -61,6 +61,9 @@ pub enum Route {
     Read,
     Events,
     WsNotif,
+    Reads,
+    Unread,
+    SearchMessages,
 }
 
 /// Path templates (matchit syntax) and their routes.
@@ -89,6 +92,9 @@ pub const ROUTES: &[(&str, Route)] = &[
     ("/chats/{chat_id}/read", Route::Read),
     ("/events", Route::Events),
     ("/ws/notif", Route::WsNotif),
+    ("/chats/{chat_id}/reads", Route::Reads),
+    ("/unread", Route::Unread),
+    ("/search/messages", Route::SearchMessages),
 ];
 
 impl Route {
@@ -97,7 +103,7 @@ impl Route {
         use Route::*;
         match self {
             Index | Docs | DocsAsset | StaticAsset | OpenApi | Healthz | Readyz | Metrics | Me
-            | Users | User | Events | WsNotif => &[Method::GET],
+            | Users | User | Events | WsNotif | Reads | Unread | SearchMessages => &[Method::GET],
             Register | Login | Refresh | Logout | Members | Read => &[Method::POST],
             Chats | Messages => &[Method::GET, Method::POST],
             Chat => &[Method::GET, Method::PATCH, Method::DELETE],
@@ -323,6 +329,9 @@ async fn dispatch(
         ) => messages::delete_message(ctx, chat_id, message_id).await,
         (Read { chat_id }, Post) => messages::mark_read(ctx, chat_id).await,
         (Events, Get) => events::list_events(ctx).await,
+        (Reads { chat_id }, Get) => reads::list_reads(ctx, chat_id).await,
+        (Unread, Get) => reads::get_unread(ctx).await,
+        (SearchMessages, Get) => search::search_messages(ctx).await,
         (WsNotif, Get) => unreachable!("upgraded above"),
         // What `Route::methods` refuses, refused above; listed so that a new endpoint or
         // method cannot compile without an answer.
@@ -339,7 +348,10 @@ async fn dispatch(
             | Users
             | User { .. }
             | Events
-            | WsNotif,
+            | WsNotif
+            | Reads { .. }
+            | Unread
+            | SearchMessages,
             Post | Patch | Delete,
         )
         | (

@@ -10,6 +10,8 @@ pub mod events;
 pub mod health;
 pub mod members;
 pub mod messages;
+pub mod reads;
+pub mod search;
 pub mod users;
 
 use std::sync::Arc;
