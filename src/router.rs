@@ -57,6 +57,7 @@ pub enum Route {
     Member,
     Messages,
     Message,
+    Reaction,
     Read,
     Events,
     WsNotif,
@@ -85,6 +86,10 @@ pub const ROUTES: &[(&str, Route)] = &[
     ("/chats/{chat_id}/members/{user_id}", Route::Member),
     ("/chats/{chat_id}/messages", Route::Messages),
     ("/chats/{chat_id}/messages/{message_id}", Route::Message),
+    (
+        "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}",
+        Route::Reaction,
+    ),
     ("/chats/{chat_id}/read", Route::Read),
     ("/events", Route::Events),
     ("/ws/notif", Route::WsNotif),
@@ -102,6 +107,7 @@ impl Route {
             Chat => &[Method::GET, Method::PATCH, Method::DELETE],
             Member => &[Method::DELETE],
             Message => &[Method::PATCH, Method::DELETE],
+            Reaction => &[Method::PUT, Method::DELETE],
         }
     }
 
@@ -303,6 +309,22 @@ async fn dispatch(
             },
             Delete,
         ) => messages::delete_message(ctx, chat_id, message_id).await,
+        (
+            Reaction {
+                chat_id,
+                message_id,
+                emoji,
+            },
+            Put,
+        ) => reactions::add_reaction(ctx, chat_id, message_id, emoji).await,
+        (
+            Reaction {
+                chat_id,
+                message_id,
+                emoji,
+            },
+            Delete,
+        ) => reactions::remove_reaction(ctx, chat_id, message_id, emoji).await,
         (Read { chat_id }, Post) => messages::mark_read(ctx, chat_id).await,
         (Events, Get) => events::list_events(ctx).await,
         (WsNotif, Get) => unreachable!("upgraded above"),
@@ -322,16 +344,17 @@ async fn dispatch(
             | User { .. }
             | Events
             | WsNotif,
-            Post | Patch | Delete,
+            Post | Put | Patch | Delete,
         )
         | (
             Register | Login | Refresh | Logout | Members { .. } | Read { .. },
-            Get | Patch | Delete,
+            Get | Put | Patch | Delete,
         )
-        | (Chats | Messages { .. }, Patch | Delete)
-        | (Chat { .. }, Post)
-        | (Member { .. }, Get | Post | Patch)
-        | (Message { .. }, Get | Post) => Err(ApiError::MethodNotAllowed(route.methods())),
+        | (Chats | Messages { .. }, Put | Patch | Delete)
+        | (Chat { .. }, Post | Put)
+        | (Member { .. }, Get | Post | Put | Patch)
+        | (Message { .. }, Get | Post | Put)
+        | (Reaction { .. }, Get | Post | Patch) => Err(ApiError::MethodNotAllowed(route.methods())),
     }
 }
 

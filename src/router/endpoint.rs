@@ -12,8 +12,12 @@ use crate::error::{ApiError, ApiResult};
 pub enum Endpoint {
     Index,
     Docs,
-    DocsAsset { file: String },
-    StaticAsset { file: String },
+    DocsAsset {
+        file: String,
+    },
+    StaticAsset {
+        file: String,
+    },
     OpenApi,
     Healthz,
     Readyz,
@@ -24,14 +28,35 @@ pub enum Endpoint {
     Logout,
     Me,
     Users,
-    User { user_id: i64 },
+    User {
+        user_id: i64,
+    },
     Chats,
-    Chat { chat_id: i64 },
-    Members { chat_id: i64 },
-    Member { chat_id: i64, user_id: i64 },
-    Messages { chat_id: i64 },
-    Message { chat_id: i64, message_id: i64 },
-    Read { chat_id: i64 },
+    Chat {
+        chat_id: i64,
+    },
+    Members {
+        chat_id: i64,
+    },
+    Member {
+        chat_id: i64,
+        user_id: i64,
+    },
+    Messages {
+        chat_id: i64,
+    },
+    Message {
+        chat_id: i64,
+        message_id: i64,
+    },
+    Reaction {
+        chat_id: i64,
+        message_id: i64,
+        emoji: String,
+    },
+    Read {
+        chat_id: i64,
+    },
     Events,
     WsNotif,
 }
@@ -79,6 +104,12 @@ impl Endpoint {
                 chat_id: id("chat_id")?,
                 message_id: id("message_id")?,
             },
+            // The ids first, in path order, then the emoji.
+            Route::Reaction => E::Reaction {
+                chat_id: id("chat_id")?,
+                message_id: id("message_id")?,
+                emoji: crate::http::reactions::emoji_from_path(params.get("emoji").unwrap_or(""))?,
+            },
             Route::Read => E::Read {
                 chat_id: id("chat_id")?,
             },
@@ -101,6 +132,7 @@ fn path_id(name: &str, raw: &str) -> ApiResult<i64> {
 pub(super) enum Verb {
     Get,
     Post,
+    Put,
     Patch,
     Delete,
 }
@@ -110,6 +142,7 @@ impl Verb {
         match *method {
             Method::GET => Some(Verb::Get),
             Method::POST => Some(Verb::Post),
+            Method::PUT => Some(Verb::Put),
             Method::PATCH => Some(Verb::Patch),
             Method::DELETE => Some(Verb::Delete),
             _ => None,
