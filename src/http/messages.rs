@@ -171,10 +171,18 @@ pub async fn list_messages(ctx: Ctx, chat_id: i64) -> ApiResult<Response<Body>> 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EditBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "some_string")]
     text: Option<String>,
     #[serde(default, deserialize_with = "some_integers")]
     mentions: Option<Vec<i64>>,
+}
+
+/// `text` given (`null` is a wrong type, not "absent").
+fn some_string<'de, D>(de: D) -> Result<Option<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    String::deserialize(de).map(Some)
 }
 
 /// `mentions` given (an array of integers; `null` is a wrong type, not "absent").
