@@ -25,6 +25,7 @@ mod rawhttp;
 mod rawws;
 mod requests;
 mod tokens;
+mod v2;
 
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
