@@ -9,7 +9,7 @@ use crate::http::chats::admit;
 use crate::http::{no_content, Ctx};
 use crate::store::chats::lock_chat;
 use crate::store::events::{EventType, Outbox};
-use crate::store::reactions::{self as store, Added};
+use crate::store::reactions::{self as store, Reacted};
 
 /// Longest emoji, in bytes of UTF-8: a flag or a family with skin tones is 25-28 bytes; more
 /// is text, not an emoji, and every page repeats it per message.
@@ -83,12 +83,12 @@ pub async fn add_reaction(
     locked.access.may_react()?;
     let mut outbox = Outbox::default();
     match store::add(&tx, chat_id, message_id, caller.user_id, &emoji).await? {
-        Added::Added(count) => {
+        Reacted::Added(count) => {
             let payload = payload(chat_id, message_id, caller.user_id, &emoji, true, count);
             outbox.add(EventType::Reaction, &locked.members, &payload)?;
         }
-        Added::Unchanged => {}
-        Added::TooMany => return Err(ApiError::TooManyReactions),
+        Reacted::Unchanged => {}
+        Reacted::TooMany => return Err(ApiError::TooManyReactions),
     }
     ctx.state.delivery.commit(tx, outbox).await?;
     no_content()

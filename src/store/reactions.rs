@@ -11,7 +11,7 @@ pub const MAX_EMOJI_PER_MESSAGE: i64 = 20;
 
 /// What adding a reaction did.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Added {
+pub enum Reacted {
     /// The reaction is new; the emoji's count after it.
     Added(i64),
     /// The user had this reaction already: nothing changed.
@@ -53,7 +53,7 @@ pub async fn add(
     message_id: i64,
     user_id: i64,
     emoji: &str,
-) -> StoreResult<Added> {
+) -> StoreResult<Reacted> {
     check_message(tx, chat_id, message_id).await?;
     let statement = tx
         .prepare_cached(
@@ -67,10 +67,10 @@ pub async fn add(
         .await?;
     let (distinct, present, mine): (i64, bool, bool) = (row.get(0), row.get(1), row.get(2));
     if mine {
-        return Ok(Added::Unchanged);
+        return Ok(Reacted::Unchanged);
     }
     if !present && distinct >= MAX_EMOJI_PER_MESSAGE {
-        return Ok(Added::TooMany);
+        return Ok(Reacted::TooMany);
     }
     let statement = tx
         .prepare_cached(
@@ -83,9 +83,9 @@ pub async fn add(
         .await?
         == 0
     {
-        return Ok(Added::Unchanged);
+        return Ok(Reacted::Unchanged);
     }
-    Ok(Added::Added(count(tx, message_id, emoji).await?))
+    Ok(Reacted::Added(count(tx, message_id, emoji).await?))
 }
 
 /// Takes `user_id`'s `emoji` off a message of the chat `tx` has locked: the emoji's count
