@@ -337,6 +337,14 @@ async fn who_may_react_to_what_and_the_limits() {
         .call("POST", &path(chat, m, "👍"), Some(&a.token), None)
         .await;
     assert_error(&r, 405, "method_not_allowed");
+    let r = app
+        .call("HEAD", &path(chat, m, "👍"), Some(&a.token), None)
+        .await;
+    assert_eq!(r.status, 405, "no GET, so no HEAD: {r:?}");
+    assert_eq!(r.headers["allow"], "PUT, DELETE, OPTIONS");
+    let r = app.call("OPTIONS", &path(chat, m, "👍"), None, None).await;
+    assert_eq!(r.status, 204, "the preflight: {r:?}");
+    assert_eq!(r.headers["allow"], "PUT, DELETE, OPTIONS");
 }
 
 #[tokio::test]
