@@ -1,7 +1,8 @@
 //! The JSON shapes of the contract (User, Chat, Message): one definition serves REST
 //! responses and WebSocket payloads alike. The store reads them from rows; the one shape built
 //! elsewhere, the `new_message` payload of `rtchat_send_messages` in schema.sql, must equal
-//! `Message` key for key (tests/api/wire.rs holds them together).
+//! `Message` key for key (tests/api/wire.rs holds them together), `my_reactions` aside: only
+//! GET responses carry that, the caller's own.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
