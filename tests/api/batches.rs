@@ -36,6 +36,9 @@ async fn events_of(app: &TestApp, user: &TestUser) -> Vec<(i64, String, Value)> 
         .collect()
 }
 
+/// One send of a batch: chat, sender, text, client_id, reply_to, mentions.
+type Send<'a> = (i64, i64, &'a str, Option<&'a str>, Option<i64>, &'a [i64]);
+
 #[tokio::test]
 async fn one_batch_answers_every_kind_of_send_in_arrival_order() {
     // Arrange: a chat of a and b, a chat of c alone, an inactive chat of a, and one message
@@ -76,7 +79,7 @@ async fn one_batch_answers_every_kind_of_send_in_arrival_order() {
     c_and_b.sort();
     let (just_b, just_c) = ([b.id], [c.id]);
     #[rustfmt::skip]
-    let sends: Vec<(i64, i64, &str, Option<&str>, Option<i64>, &[i64])> = vec![
+    let sends: Vec<Send> = vec![
         (ab, a.id, "one", Some("k1"), None, none),          // 1 created
         (ab, a.id, "one again", Some("k1"), None, none),    // 2 repeat of 1, in the same batch
         (ab, b.id, "two", None, None, none),                // 3 created
