@@ -309,22 +309,10 @@ async fn dispatch(
             },
             Delete,
         ) => messages::delete_message(ctx, chat_id, message_id).await,
-        (
-            Reaction {
-                chat_id,
-                message_id,
-                emoji,
-            },
-            Put,
-        ) => reactions::add_reaction(ctx, chat_id, message_id, emoji).await,
-        (
-            Reaction {
-                chat_id,
-                message_id,
-                emoji,
-            },
-            Delete,
-        ) => reactions::remove_reaction(ctx, chat_id, message_id, emoji).await,
+        (Reaction(r), Put) => reactions::add_reaction(ctx, r.chat_id, r.message_id, r.emoji).await,
+        (Reaction(r), Delete) => {
+            reactions::remove_reaction(ctx, r.chat_id, r.message_id, r.emoji).await
+        }
         (Read { chat_id }, Post) => messages::mark_read(ctx, chat_id).await,
         (Events, Get) => events::list_events(ctx).await,
         (WsNotif, Get) => unreachable!("upgraded above"),
@@ -354,7 +342,7 @@ async fn dispatch(
         | (Chat { .. }, Post | Put)
         | (Member { .. }, Get | Post | Put | Patch)
         | (Message { .. }, Get | Post | Put)
-        | (Reaction { .. }, Get | Post | Patch) => Err(ApiError::MethodNotAllowed(route.methods())),
+        | (Reaction(_), Get | Post | Patch) => Err(ApiError::MethodNotAllowed(route.methods())),
     }
 }
 

@@ -12,12 +12,8 @@ use crate::error::{ApiError, ApiResult};
 pub enum Endpoint {
     Index,
     Docs,
-    DocsAsset {
-        file: String,
-    },
-    StaticAsset {
-        file: String,
-    },
+    DocsAsset { file: String },
+    StaticAsset { file: String },
     OpenApi,
     Healthz,
     Readyz,
@@ -28,37 +24,26 @@ pub enum Endpoint {
     Logout,
     Me,
     Users,
-    User {
-        user_id: i64,
-    },
+    User { user_id: i64 },
     Chats,
-    Chat {
-        chat_id: i64,
-    },
-    Members {
-        chat_id: i64,
-    },
-    Member {
-        chat_id: i64,
-        user_id: i64,
-    },
-    Messages {
-        chat_id: i64,
-    },
-    Message {
-        chat_id: i64,
-        message_id: i64,
-    },
-    Reaction {
-        chat_id: i64,
-        message_id: i64,
-        emoji: String,
-    },
-    Read {
-        chat_id: i64,
-    },
+    Chat { chat_id: i64 },
+    Members { chat_id: i64 },
+    Member { chat_id: i64, user_id: i64 },
+    Messages { chat_id: i64 },
+    Message { chat_id: i64, message_id: i64 },
+    Reaction(ReactionPath),
+    Read { chat_id: i64 },
     Events,
     WsNotif,
+}
+
+/// What a reaction path names: a message of a chat, and the emoji (percent-decoded and
+/// checked, see `http::reactions::emoji_from_path`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReactionPath {
+    pub chat_id: i64,
+    pub message_id: i64,
+    pub emoji: String,
 }
 
 impl Endpoint {
@@ -105,11 +90,11 @@ impl Endpoint {
                 message_id: id("message_id")?,
             },
             // The ids first, in path order, then the emoji.
-            Route::Reaction => E::Reaction {
+            Route::Reaction => E::Reaction(ReactionPath {
                 chat_id: id("chat_id")?,
                 message_id: id("message_id")?,
                 emoji: crate::http::reactions::emoji_from_path(params.get("emoji").unwrap_or(""))?,
-            },
+            }),
             Route::Read => E::Read {
                 chat_id: id("chat_id")?,
             },
@@ -199,5 +184,26 @@ mod tests {
         assert_eq!(refused_field(endpoint("/chats/x/members/y")), "chat_id");
         assert_eq!(refused_field(endpoint("/chats/1/members/y")), "user_id");
         assert_eq!(refused_field(endpoint("/chats/1/messages/0")), "message_id");
+        // A reaction path: the ids first, in path order, then the emoji, percent-decoded.
+        assert_eq!(
+            endpoint("/chats/7/messages/9/reactions/%F0%9F%91%8D").unwrap(),
+            Endpoint::Reaction(ReactionPath {
+                chat_id: 7,
+                message_id: 9,
+                emoji: "👍".into()
+            })
+        );
+        assert_eq!(
+            refused_field(endpoint("/chats/x/messages/0/reactions/%ZZ")),
+            "chat_id"
+        );
+        assert_eq!(
+            refused_field(endpoint("/chats/1/messages/0/reactions/%ZZ")),
+            "message_id"
+        );
+        assert_eq!(
+            refused_field(endpoint("/chats/1/messages/9/reactions/%ZZ")),
+            "emoji"
+        );
     }
 }
