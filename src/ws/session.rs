@@ -26,6 +26,7 @@ use super::ws_config;
 use crate::auth::{unix_now, Caller};
 use crate::delivery::{Push, Subscription};
 use crate::http::chats::chat_members;
+use crate::metrics::{Closed, FrameType, Origin, Stamp};
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -55,8 +56,9 @@ const TYPING_MEMORY: usize = 64;
 enum End {
     /// Send this close frame, then drop the socket.
     Close(CloseCode, &'static str),
-    /// The socket is gone or unusable: just drop it.
-    Drop,
+    /// The socket is gone or unusable: just drop it (`Closed::Client` or
+    /// `Closed::Timeout`, for the metrics).
+    Drop(Closed),
 }
 
 struct Session<S> {
@@ -108,6 +110,11 @@ pub async fn run<S>(
         Ok(()) => session.serve(subscription, caller.expires_at).await,
         Err(end) => end,
     };
+    // Counted before the close frame goes out: a client that saw it finds it counted.
+    session.state.metrics.delivery.closed(match end {
+        End::Close(code, _) => Closed::Code(code.into()),
+        End::Drop(how) => how,
+    });
     if let End::Close(code, reason) = end {
         let frame = CloseFrame {
             code,
@@ -142,22 +149,31 @@ where
         let latest =
             latest.map_err(|_| End::Close(protocol::CLOSE_SERVER_ERROR, "database unavailable"))?;
         let heartbeat_ms = self.state.config.heartbeat.as_millis();
-        self.feed(protocol::ready(self.user_id, latest, heartbeat_ms))
-            .await?;
-        match since {
-            None => self.delivered = latest,
+        let ready = protocol::ready(self.user_id, latest, heartbeat_ms);
+        self.feed(ready, FrameType::Ready).await?;
+        let replayed = match since {
+            None => {
+                self.delivered = latest;
+                None
+            }
             Some(since) if since > latest => {
                 // The client knows of events we never had (another deployment, a restored
                 // backup): its state cannot be trusted.
-                self.feed(protocol::resync_required(latest)).await?;
+                let frame = protocol::resync_required(latest);
+                self.feed(frame, FrameType::ResyncRequired).await?;
                 self.delivered = latest;
+                Some(0)
             }
             Some(since) => {
                 self.delivered = since;
-                self.catch_up().await?;
+                Some(self.catch_up().await?)
             }
+        };
+        self.flush().await?;
+        if let Some(events) = replayed {
+            self.state.metrics.delivery.replayed(events);
         }
-        self.flush().await
+        Ok(())
     }
 
     async fn serve(&mut self, mut sub: Subscription, expires_at: u64) -> End {
@@ -191,7 +207,7 @@ where
                         return End::Close(protocol::CLOSE_TOKEN_EXPIRED, "token expired");
                     }
                     if last_heard.elapsed() > heartbeat * 2 {
-                        return End::Drop; // the client stopped answering pings
+                        return End::Drop(Closed::Timeout); // the client stopped answering pings
                     }
                     timer.as_mut().reset((now + heartbeat).min(expiry));
                     Box::pin(self.send(Message::Ping(Default::default()))).await
@@ -199,7 +215,7 @@ where
                 _ = sub.revoked.cancelled() => return End::Close(protocol::CLOSE_TOKEN_EXPIRED, "session ended"),
                 push = sub.rx.recv() => match push {
                     Some(push) => Box::pin(self.handle_pushes(push, &mut sub)).await,
-                    None => return End::Drop,
+                    None => return End::Drop(Closed::Client),
                 },
                 incoming = self.ws.next() => {
                     last_heard = Instant::now();
@@ -225,29 +241,47 @@ where
         sub.taken(&first);
         let mut next = Some(first);
         let mut handled = 0;
+        // When each pushed event written became deliverable, for the latency observed once
+        // they are flushed.
+        let mut stamps = [(Stamp::default(), Origin::Local); PUSH_BATCH];
+        let mut stamped = 0;
         while let Some(push) = next.take() {
             match push {
-                Push::Event { seq, frame } => {
+                Push::Event {
+                    seq,
+                    frame,
+                    kind,
+                    at,
+                    origin,
+                } => {
                     if seq == self.delivered + 1 {
-                        self.feed(frame).await?;
+                        self.feed(frame, kind).await?;
                         self.delivered = seq;
+                        stamps[stamped] = (at, origin);
+                        stamped += 1;
                     } else if seq > self.delivered {
                         Box::pin(self.catch_up()).await?;
                     } // else: already delivered (by a replay); skip the duplicate.
                 }
-                Push::CatchUp => Box::pin(self.catch_up()).await?,
-                Push::Ephemeral(frame) => self.feed(frame).await?,
+                Push::CatchUp => {
+                    Box::pin(self.catch_up()).await?;
+                }
+                Push::Ephemeral { kind, frame } => self.feed(frame, kind).await?,
             }
             handled += 1;
             if handled < PUSH_BATCH {
                 next = sub.try_recv();
             }
         }
-        self.flush().await
+        self.flush().await?;
+        let metrics = &self.state.metrics.delivery;
+        metrics.written(&stamps[..stamped], Stamp::now());
+        Ok(())
     }
 
-    /// Sends every logged event after `delivered`.
-    async fn catch_up(&mut self) -> Result<(), End> {
+    /// Sends every logged event after `delivered`; how many it sent.
+    async fn catch_up(&mut self) -> Result<u64, End> {
+        let mut sent = 0;
         loop {
             let (user, after, delivery) = (self.user_id, self.delivered, &self.state.delivery);
             let page = delivery.read_since(user, after, REPLAY_PAGE).await;
@@ -256,9 +290,10 @@ where
                 // The stream goes on after `seq`, the latest seq read with the gap, and the
                 // frame says so: the client takes it as its cursor.
                 Err(StoreError::ResyncRequired { seq }) => {
-                    self.feed(protocol::resync_required(seq)).await?;
+                    let frame = protocol::resync_required(seq);
+                    self.feed(frame, FrameType::ResyncRequired).await?;
                     self.delivered = seq;
-                    return Ok(());
+                    return Ok(sent);
                 }
                 Err(e) => {
                     let why = match e {
@@ -269,11 +304,12 @@ where
                 }
             };
             for event in stored {
-                self.feed(event.frame.into()).await?;
+                self.feed(event.frame.into(), event.kind).await?;
                 self.delivered = event.seq;
+                sent += 1;
             }
             if !has_more {
-                return Ok(());
+                return Ok(sent);
             }
         }
     }
@@ -283,7 +319,7 @@ where
         incoming: Option<Result<Message, WsError>>,
     ) -> Result<(), End> {
         match incoming {
-            None => Err(End::Drop),
+            None => Err(End::Drop(Closed::Client)),
             Some(Err(WsError::Utf8(_))) => Err(End::Close(
                 protocol::CLOSE_BAD_DATA,
                 "text frames must be UTF-8",
@@ -295,7 +331,7 @@ where
             Some(Err(WsError::Capacity(_))) => {
                 Err(End::Close(protocol::CLOSE_TOO_BIG, "frame too large"))
             }
-            Some(Err(_)) => Err(End::Drop),
+            Some(Err(_)) => Err(End::Drop(Closed::Client)),
             Some(Ok(Message::Binary(_))) => Err(End::Close(
                 protocol::CLOSE_BINARY,
                 "binary frames are not accepted",
@@ -304,13 +340,13 @@ where
             Some(Ok(Message::Ping(_))) => self.flush().await,
             Some(Ok(Message::Close(_))) => {
                 let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.ws.flush()).await;
-                Err(End::Drop)
+                Err(End::Drop(Closed::Client))
             }
             Some(Ok(Message::Pong(_) | Message::Frame(_))) => Ok(()),
             Some(Ok(Message::Text(text))) => match protocol::parse(&text) {
-                Ok(ClientFrame::Ping) => self.send(Message::Text(protocol::pong())).await,
+                Ok(ClientFrame::Ping) => self.send_text(protocol::pong(), FrameType::Pong).await,
                 Ok(ClientFrame::Typing { chat_id }) => Box::pin(self.typing(chat_id)).await,
-                Err(error_frame) => self.send(Message::Text(error_frame)).await,
+                Err(error_frame) => self.send_text(error_frame, FrameType::Error).await,
             },
         }
     }
@@ -319,7 +355,7 @@ where
     async fn typing(&mut self, chat_id: i64) -> Result<(), End> {
         if self.state.limits.typing.check(&self.user_id).is_err() {
             let frame = protocol::error("rate_limited", "too many typing frames: slow down");
-            return self.send(Message::Text(frame)).await;
+            return self.send_text(frame, FrameType::Error).await;
         }
         let now = Instant::now();
         if self
@@ -335,20 +371,12 @@ where
         };
         // A failed read says nothing about membership: not `not_found`.
         let Ok(members) = members else {
-            return self
-                .send(Message::Text(protocol::error(
-                    "unavailable",
-                    "the database is unavailable, try again",
-                )))
-                .await;
+            let frame = protocol::error("unavailable", "the database is unavailable, try again");
+            return self.send_text(frame, FrameType::Error).await;
         };
         if !members.contains(&self.user_id) {
-            return self
-                .send(Message::Text(protocol::error(
-                    "not_found",
-                    "chat not found",
-                )))
-                .await;
+            let frame = protocol::error("not_found", "chat not found");
+            return self.send_text(frame, FrameType::Error).await;
         }
         if self.typing_sent.len() >= TYPING_MEMORY {
             self.typing_sent.clear();
@@ -364,10 +392,19 @@ where
         Ok(())
     }
 
-    /// Queues a text frame without flushing.
-    async fn feed(&mut self, frame: Utf8Bytes) -> Result<(), End> {
+    /// Queues a text frame of type `kind` without flushing.
+    async fn feed(&mut self, frame: Utf8Bytes, kind: FrameType) -> Result<(), End> {
         let write = self.ws.feed(Message::Text(frame));
-        bounded_write(write, &self.overflow).await
+        bounded_write(write, &self.overflow).await?;
+        self.state.metrics.delivery.frame(kind);
+        Ok(())
+    }
+
+    /// Sends a text frame of type `kind` at once.
+    async fn send_text(&mut self, frame: Utf8Bytes, kind: FrameType) -> Result<(), End> {
+        self.send(Message::Text(frame)).await?;
+        self.state.metrics.delivery.frame(kind);
+        Ok(())
     }
 
     async fn flush(&mut self) -> Result<(), End> {
@@ -390,7 +427,9 @@ async fn bounded_write(
     tokio::select! {
         result = tokio::time::timeout(WRITE_TIMEOUT, write) => match result {
             Ok(Ok(())) => Ok(()),
-            _ => Err(End::Drop),
+            // The peer reset or closed the connection.
+            Ok(Err(_)) => Err(End::Drop(Closed::Client)),
+            Err(_) => Err(End::Drop(Closed::Timeout)),
         },
         _ = overflow.cancelled() => Err(End::Close(protocol::CLOSE_SLOW, "too slow: reconnect with since")),
     }
