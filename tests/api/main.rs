@@ -13,6 +13,7 @@ mod fanout;
 mod hostile;
 mod limits;
 mod messages;
+mod metrics;
 mod retention;
 mod scaleout;
 mod security;
