@@ -169,3 +169,71 @@ impl Metrics {
 fn status_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn shown(text: &str) -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("rtchat_ws_frames_queued_total "))
+            .expect("the series is there")
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn concurrent_scrapes_never_count_twice() {
+        use std::sync::atomic::AtomicBool;
+        const ROUNDS: u64 = 1500;
+        let pool = deadpool_postgres::Status {
+            max_size: 1,
+            size: 1,
+            available: 1,
+            waiting: 0,
+        };
+        let metrics = Arc::new(Metrics::new());
+        let round = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicU64::new(0));
+        let wrong = Arc::new(AtomicBool::new(false));
+        // Each round, 1000 more frames were queued and two scrapes are released at the same
+        // instant (spinning, not parked): both must report exactly that. Copying the count
+        // into a counter with get-then-add let both add the same difference, for good.
+        let scrapers: Vec<_> = (0..2)
+            .map(|_| {
+                let (metrics, round, done, wrong) =
+                    (metrics.clone(), round.clone(), done.clone(), wrong.clone());
+                std::thread::spawn(move || {
+                    for mine in 1..=ROUNDS {
+                        while round.load(Ordering::Acquire) < mine {
+                            std::hint::spin_loop();
+                        }
+                        let gauges = Gauges {
+                            send_queue: 0,
+                            listening: true,
+                            revoked: 0,
+                        };
+                        let text = metrics.render(pool, 0, mine * 1000, &gauges);
+                        if shown(&text) != mine * 1000 {
+                            wrong.store(true, Ordering::Release);
+                        }
+                        done.fetch_add(1, Ordering::AcqRel);
+                    }
+                })
+            })
+            .collect();
+        for r in 1..=ROUNDS {
+            round.store(r, Ordering::Release);
+            while done.load(Ordering::Acquire) < 2 * r {
+                std::thread::yield_now();
+            }
+            assert!(!wrong.load(Ordering::Acquire), "round {r}");
+        }
+        for scraper in scrapers {
+            scraper.join().unwrap();
+        }
+    }
+}

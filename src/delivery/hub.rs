@@ -134,11 +134,8 @@ impl Hub {
                 slot => {
                     let event = &outbox.events[index];
                     let kind = FrameType::of_event(event.kind);
-                    let (_, template, _) = slot.insert((
-                        index,
-                        FrameTemplate::new(event.kind, &event.payload),
-                        kind,
-                    ));
+                    let (_, template, _) =
+                        slot.insert((index, FrameTemplate::new(event.kind, &event.payload), kind));
                     (&*template, kind)
                 }
             };

@@ -175,7 +175,11 @@ impl Hub {
 #[test]
 fn a_push_stays_as_small_as_before_it_carried_metrics() {
     // Every socket's queue holds blocks of 32 pushes, allocated with the socket.
-    assert!(std::mem::size_of::<Push>() <= 48, "{}", std::mem::size_of::<Push>());
+    assert!(
+        std::mem::size_of::<Push>() <= 48,
+        "{}",
+        std::mem::size_of::<Push>()
+    );
 }
 
 #[test]

@@ -281,8 +281,10 @@ async fn forward_typing(state: &Delivery, typing: &[(i64, i64)]) {
             continue;
         }
         let others: Vec<i64> = members.iter().copied().filter(|u| *u != typist).collect();
-        state
-            .hub
-            .send_ephemeral(&others, FrameType::Typing, super::typing_frame(chat, typist));
+        state.hub.send_ephemeral(
+            &others,
+            FrameType::Typing,
+            super::typing_frame(chat, typist),
+        );
     }
 }

@@ -193,9 +193,7 @@ async fn a_scripted_session_shows_in_every_delivery_metric() {
     assert_eq!(end, Ended::Closed(Some(1013)));
 
     // A logout: its session is cached as revoked.
-    let r = app
-        .call("POST", "/auth/logout", Some(&c.token), None)
-        .await;
+    let r = app.call("POST", "/auth/logout", Some(&c.token), None).await;
     assert_eq!(r.status, 204, "{r:?}");
 
     let m = scrape_until(&app, "the client's close is counted", |m| {
@@ -323,9 +321,9 @@ async fn concurrent_scrapes_report_the_same_counts() {
             .map(|_| {
                 let http = app.http.clone();
                 let url = app.url("/metrics");
-                tokio::spawn(async move {
-                    http.get(url).send().await.unwrap().text().await.unwrap()
-                })
+                tokio::spawn(
+                    async move { http.get(url).send().await.unwrap().text().await.unwrap() },
+                )
             })
             .collect();
         for scrape in scrapes {
@@ -337,7 +335,10 @@ async fn concurrent_scrapes_report_the_same_counts() {
     }
     // Every pushed frame's latency was observed once, here all of them.
     let local = "rtchat_ws_delivery_latency_seconds_count{origin=\"local\"}";
-    scrape_until(&app, "one latency per frame", |m| value(m, local) == Some(queued)).await;
+    scrape_until(&app, "one latency per frame", |m| {
+        value(m, local) == Some(queued)
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -360,7 +361,10 @@ async fn an_event_whose_hint_was_lost_is_counted_by_the_sweep() {
         .unwrap();
     // The sweep finds it an interval later, and the socket reads it from the log.
     let frame = sb.next_event().await;
-    assert_eq!((frame["type"].as_str(), frame["seq"].as_i64()), (Some("read"), Some(1)));
+    assert_eq!(
+        (frame["type"].as_str(), frame["seq"].as_i64()),
+        (Some("read"), Some(1))
+    );
     let m = scrape_until(&app, "the missing event is counted", |m| {
         value(m, "rtchat_sweep_missing_events_total").is_some_and(|v| v > 0.0)
     })
