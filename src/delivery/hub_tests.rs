@@ -40,27 +40,30 @@ async fn publish_hands_each_socket_its_users_frame_in_order() {
     hub.publish(&outbox, committed);
     let arrived = Stamp::now();
     // Pushes carry the frame's type and when (and from what) their latency is measured.
-    let expect = |sub: &mut Subscription, seq: i64, kind: &str, payload: &str| match sub.try_recv()
-    {
-        Some(Push::Event {
-            seq: got,
-            frame,
-            kind: frame_type,
-            at,
-            origin,
-        }) => {
-            assert_eq!(got, seq);
-            assert_eq!(frame.as_str(), events::frame(kind, seq, payload));
-            assert_eq!(frame_type, FrameType::of_event(kind));
-            assert_eq!(frame_type.label(), kind);
-            let expected = if seq < 5 {
-                (committed, Origin::Local)
-            } else {
-                (arrived, Origin::Remote)
-            };
-            assert_eq!((at, origin), expected);
-        }
-        other => panic!("expected event {seq}, got {other:?}"),
+    let expect_push =
+        |sub: &mut Subscription, seq, kind: &str, payload: &str, from| match sub.try_recv() {
+            Some(Push::Event {
+                seq: got,
+                frame,
+                kind: frame_type,
+                at,
+                origin,
+            }) => {
+                assert_eq!(got, seq);
+                assert_eq!(frame.as_str(), events::frame(kind, seq, payload));
+                assert_eq!(frame_type, FrameType::of_event(kind));
+                assert_eq!(frame_type.label(), kind);
+                assert_eq!((at, origin), from);
+            }
+            other => panic!("expected event {seq}, got {other:?}"),
+        };
+    let expect = |sub: &mut Subscription, seq: i64, kind: &str, payload: &str| {
+        let from = if kind == "read" && seq >= 5 {
+            (arrived, Origin::Remote) // the `push_events` below
+        } else {
+            (committed, Origin::Local)
+        };
+        expect_push(sub, seq, kind, payload, from)
     };
     expect(&mut a1, 7, "new_message", payload);
     expect(&mut a2, 7, "new_message", payload);
