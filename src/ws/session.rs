@@ -274,8 +274,10 @@ where
             }
         }
         self.flush().await?;
-        let metrics = &self.state.metrics.delivery;
-        metrics.written(&stamps[..stamped], Stamp::now());
+        if stamped > 0 {
+            let metrics = &self.state.metrics.delivery;
+            metrics.written(&stamps[..stamped], Stamp::now());
+        }
         Ok(())
     }
 
