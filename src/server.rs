@@ -238,6 +238,7 @@ async fn build_state(config: Config) -> Result<Arc<AppState>, String> {
         pool.clone(),
         revoked.clone(),
         metrics.task_restarts(),
+        metrics.delivery.clone(),
     );
     Ok(Arc::new(AppState {
         auth: Auth::new(secret.as_bytes(), config.token_ttl),

@@ -30,6 +30,7 @@ use deadpool_postgres::{Pool, Transaction};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Faults};
+use crate::metrics::{DeliveryMetrics, FrameType, Stamp};
 use crate::revocation::Revoked;
 use crate::store::events::{self as log, Outbox, Stored};
 use crate::store::StoreResult;
@@ -63,6 +64,8 @@ pub struct Delivery {
     stop_writers: CancellationToken,
     /// Task restarts by task (`rtchat_task_restarts_total`).
     restarts: prometheus::IntCounterVec,
+    /// Batches, sweep findings, listener reconnects (the sockets count their own).
+    metrics: Arc<DeliveryMetrics>,
     sweep_interval: Duration,
     database_url: String,
     faults: Faults,
@@ -76,6 +79,7 @@ impl Delivery {
         pool: Pool,
         revoked: Arc<Revoked>,
         restarts: prometheus::IntCounterVec,
+        metrics: Arc<DeliveryMetrics>,
     ) -> Arc<Delivery> {
         Arc::new(Delivery {
             pool,
@@ -89,6 +93,7 @@ impl Delivery {
             stop_background: CancellationToken::new(),
             stop_writers: CancellationToken::new(),
             restarts,
+            metrics,
             sweep_interval: config.sweep_interval,
             database_url: config
                 .database_url
@@ -155,15 +160,15 @@ impl Delivery {
     pub async fn commit(&self, tx: Transaction<'_>, mut outbox: Outbox) -> StoreResult<()> {
         outbox.write(&tx).await?;
         tx.commit().await?;
-        self.publish(outbox);
+        self.publish(outbox, Stamp::now());
         Ok(())
     }
 
     /// Hands committed events to this process's sockets and hints the other processes.
-    /// Call only after the commit.
-    pub fn publish(&self, outbox: Outbox) {
+    /// Call only after the commit; `committed` is when it happened.
+    fn publish(&self, outbox: Outbox, committed: Stamp) {
         if !outbox.events.is_empty() {
-            self.hub.publish(&outbox);
+            self.hub.publish(&outbox, committed);
             self.notifier.events(
                 outbox
                     .events
@@ -213,12 +218,22 @@ impl Delivery {
         self.hub.delivered.load(Ordering::Relaxed)
     }
 
+    /// Message sends waiting for a send writer.
+    pub fn send_queue_depth(&self) -> usize {
+        self.sends.depth()
+    }
+
+    /// Whether the LISTEN connection is up.
+    pub fn listening(&self) -> bool {
+        self.listening.load(Ordering::Relaxed)
+    }
+
     /// `user_id` is typing in `chat_id`: tells `others` (the chat's other members) here, and
     /// the other processes by a hint that names the chat.
     pub fn typing(&self, chat_id: i64, user_id: i64, others: &[i64]) {
         self.notifier.typing(chat_id, user_id);
         self.hub
-            .send_ephemeral(others, typing_frame(chat_id, user_id));
+            .send_ephemeral(others, FrameType::Typing, typing_frame(chat_id, user_id));
     }
 
     /// The user's latest seq (0 before their first event).
