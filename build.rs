@@ -18,7 +18,9 @@ fn main() {
                     .all(|ch| ch.is_ascii_alphanumeric() || "._+-".contains(ch))
         })
         .unwrap_or_else(|| "unknown".into());
-    println!("cargo:rustc-env=RTCHAT_BUILD_COMMIT={commit}");
+    // Not an `RTCHAT_*` name: cargo also sets it in the environment of `cargo run` and
+    // `cargo test`, where rtchat would warn about an unknown setting.
+    println!("cargo:rustc-env=BUILD_COMMIT={commit}");
 }
 
 /// The short hash of HEAD, and the files to watch so that a new commit reruns this script

@@ -16,7 +16,7 @@ pub use counters::{Closed, DeliveryMetrics, FrameType, Gauges, Origin, Stamp};
 
 /// The commit the binary was built from (`build.rs`: `RTCHAT_COMMIT`, else git, else
 /// "unknown").
-const COMMIT: &str = env!("RTCHAT_BUILD_COMMIT");
+const COMMIT: &str = env!("BUILD_COMMIT");
 
 /// Latency buckets in seconds: sub-millisecond to several seconds.
 const LATENCY_BUCKETS: &[f64] = &[

@@ -294,7 +294,7 @@ async fn a_scripted_session_shows_in_every_delivery_metric() {
     let build = format!(
         "rtchat_build_info{{version=\"{}\",commit=\"{}\"}}",
         env!("CARGO_PKG_VERSION"),
-        env!("RTCHAT_BUILD_COMMIT")
+        env!("BUILD_COMMIT")
     );
     assert_eq!(get(&m, &build), 1.0);
     assert!(m.contains("# TYPE rtchat_ws_delivery_latency_seconds histogram"));
