@@ -211,6 +211,25 @@ CREATE TABLE IF NOT EXISTS message_reactions (
 CREATE INDEX IF NOT EXISTS messages_chat_id_sender_idx ON messages (chat_id, id) INCLUDE (sender_id);
 DROP INDEX IF EXISTS messages_chat_id_idx;
 
+-- @migration 4: presence
+-- When the user's last socket over all processes closed (src/delivery/presence.rs): set by
+-- every socket close (the latest close wins), so two processes closing a user's last two
+-- sockets at once need no lock between them; while a socket is open it is not shown.
+ALTER TABLE users ADD COLUMN IF NOT EXISTS last_seen_at timestamptz;
+
+-- One row per (process, user) while that process holds at least one socket of the user,
+-- written in batches by the process's presence task. A user is online while a row of theirs
+-- belongs to a process with a live lease (process_leases); the rows of a lapsed process are
+-- deleted by whichever live process notices first. No foreign key to the lease: a process
+-- may write its first rows before its first lease renewal.
+CREATE TABLE IF NOT EXISTS presence_sockets (
+    process_id bigint NOT NULL,
+    user_id    bigint NOT NULL,
+    CONSTRAINT presence_sockets_pkey PRIMARY KEY (process_id, user_id)
+);
+-- Whether a user is online (GET /presence, the presence task's recomputation).
+CREATE INDEX IF NOT EXISTS presence_sockets_user_idx ON presence_sockets (user_id);
+
 -- @functions
 -- Appends events to the log: inserts each event body once, locks every recipient's user row
 -- in ascending id order and bumps its `users.last_seq` (the row lock is held until commit),

@@ -95,6 +95,9 @@ pub struct Config {
     /// Changes of one chat (title, activity, members): each writes an event per member.
     pub rate_chat_changes_per_min: f64,
     pub rate_chat_changes_burst: f64,
+    /// How long a user's last socket must stay closed before they are announced offline
+    /// (src/delivery/presence.rs); the same on every process.
+    pub presence_grace: Duration,
     /// Failures a test injects into the delivery tasks; nothing else sets them.
     #[doc(hidden)]
     pub faults: Faults,
@@ -220,6 +223,12 @@ impl Config {
             )? as f64,
             rate_chat_changes_burst: ranged(&get, "RTCHAT_RATE_CHAT_CHANGES_BURST", 1, 1_000_000)?
                 as f64,
+            presence_grace: Duration::from_secs(ranged(
+                &get,
+                "RTCHAT_PRESENCE_GRACE_SECS",
+                0,
+                3600,
+            )?),
             faults: Faults::default(),
         })
     }

@@ -21,6 +21,8 @@ pub struct Metrics {
     sockets: IntGauge,
     delivered: IntCounter,
     task_restarts: IntCounterVec,
+    online_users: IntGauge,
+    presence_frames: IntCounter,
 }
 
 impl Default for Metrics {
@@ -73,8 +75,20 @@ impl Metrics {
             &["task"],
         )
         .expect("valid metric");
+        let online_users = IntGauge::new(
+            "rtchat_online_users",
+            "users online over all processes, as this process knows them (in their grace period included): every process reports about the same number, so take the max, not the sum",
+        )
+        .expect("valid metric");
+        let presence_frames = IntCounter::new(
+            "rtchat_presence_frames_total",
+            "presence frames queued to this process's sockets",
+        )
+        .expect("valid metric");
         for c in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(online_users.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(presence_frames.clone()),
+            Box::new(requests.clone()),
             Box::new(latency.clone()),
             Box::new(pool_size.clone()),
             Box::new(pool_available.clone()),
@@ -95,7 +109,17 @@ impl Metrics {
             sockets,
             delivered,
             task_restarts,
+            online_users,
+            presence_frames,
         }
+    }
+
+    /// Sets the presence metrics before a `render`: the users online over all processes and
+    /// the presence frames queued so far.
+    pub fn set_presence(&self, online_users: usize, frames: u64) {
+        self.online_users.set(online_users as i64);
+        self.presence_frames
+            .inc_by(frames.saturating_sub(self.presence_frames.get()));
     }
 
     /// Records one finished request. `route` is the route's template, never the raw path,

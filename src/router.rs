@@ -60,6 +60,7 @@ pub enum Route {
     Read,
     Events,
     WsNotif,
+    Presence,
 }
 
 /// Path templates (matchit syntax) and their routes.
@@ -88,6 +89,7 @@ pub const ROUTES: &[(&str, Route)] = &[
     ("/chats/{chat_id}/read", Route::Read),
     ("/events", Route::Events),
     ("/ws/notif", Route::WsNotif),
+    ("/presence", Route::Presence),
 ];
 
 impl Route {
@@ -96,7 +98,7 @@ impl Route {
         use Route::*;
         match self {
             Index | Docs | DocsAsset | StaticAsset | OpenApi | Healthz | Readyz | Metrics | Me
-            | Users | User | Events | WsNotif => &[Method::GET],
+            | Users | User | Events | WsNotif | Presence => &[Method::GET],
             Register | Login | Refresh | Logout | Members | Read => &[Method::POST],
             Chats | Messages => &[Method::GET, Method::POST],
             Chat => &[Method::GET, Method::PATCH, Method::DELETE],
@@ -305,6 +307,7 @@ async fn dispatch(
         ) => messages::delete_message(ctx, chat_id, message_id).await,
         (Read { chat_id }, Post) => messages::mark_read(ctx, chat_id).await,
         (Events, Get) => events::list_events(ctx).await,
+        (Presence, Get) => presence::get_presence(ctx).await,
         (WsNotif, Get) => unreachable!("upgraded above"),
         // What `Route::methods` refuses, refused above; listed so that a new endpoint or
         // method cannot compile without an answer.
@@ -321,7 +324,8 @@ async fn dispatch(
             | Users
             | User { .. }
             | Events
-            | WsNotif,
+            | WsNotif
+            | Presence,
             Post | Patch | Delete,
         )
         | (

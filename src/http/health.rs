@@ -42,6 +42,9 @@ pub async fn readyz(ctx: Ctx) -> ApiResult<Response<Body>> {
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(ctx: Ctx) -> ApiResult<Response<Body>> {
     let delivery = &ctx.state.delivery;
+    ctx.state
+        .metrics
+        .set_presence(delivery.online_users(), delivery.presence_frames());
     let text = ctx.state.metrics.render(
         ctx.state.pool.status(),
         delivery.socket_count(),

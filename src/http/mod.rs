@@ -10,6 +10,7 @@ pub mod events;
 pub mod health;
 pub mod members;
 pub mod messages;
+pub mod presence;
 pub mod users;
 
 use std::sync::Arc;

@@ -34,6 +34,7 @@ pub enum Endpoint {
     Read { chat_id: i64 },
     Events,
     WsNotif,
+    Presence,
 }
 
 impl Endpoint {
@@ -84,6 +85,7 @@ impl Endpoint {
             },
             Route::Events => E::Events,
             Route::WsNotif => E::WsNotif,
+            Route::Presence => E::Presence,
         })
     }
 }
