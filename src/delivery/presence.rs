@@ -195,10 +195,14 @@ pub(super) async fn run(d: Arc<Delivery>) {
                 must_resync = true;
             }
         }
+        // Users in their grace when the view is reloaded: shown online until it ends, as
+        // `GET /presence` shows them (this process may never have seen them go).
+        let mut adopt = HashSet::new();
         if must_reload {
             match reload(&d).await {
                 Ok(users) => {
                     must_reload = false;
+                    adopt.extend(users.iter().copied());
                     dirty.extend(users);
                     dirty.extend(view.online.iter().copied());
                 }
@@ -229,7 +233,7 @@ pub(super) async fn run(d: Arc<Delivery>) {
         if !dirty.is_empty() {
             let users: Vec<i64> = dirty.into_iter().collect();
             for chunk in users.chunks(RECOMPUTE_BATCH) {
-                if let Err(e) = recompute(&d, &mut view, chunk).await {
+                if let Err(e) = recompute(&d, &mut view, chunk, &adopt).await {
                     // Tried again at the next hint, deadline or reload.
                     tracing::debug!(error = ?e, "presence recomputation failed");
                     p.changed(chunk);
@@ -246,18 +250,23 @@ async fn flush(d: &Delivery, view: &mut View) -> StoreResult<Vec<i64>> {
     let mut opened = Vec::new();
     let mut closed = Vec::new();
     let mut closed_ago = Vec::new();
+    let mut changed = Vec::new();
     for (user, change) in d.hub.transitions.take() {
         match change {
             None => {
                 if view.written.insert(user) {
                     opened.push(user);
+                    changed.push(user);
                 }
             }
             Some(at) => {
+                // A socket opened and closed within one tick has no row, but the user was
+                // seen: `last_seen_at` is written, and nobody is told (they never saw it).
                 if view.written.remove(&user) {
-                    closed.push(user);
-                    closed_ago.push(at.elapsed().as_secs_f64());
+                    changed.push(user);
                 }
+                closed.push(user);
+                closed_ago.push(at.elapsed().as_secs_f64());
             }
         }
     }
@@ -275,8 +284,7 @@ async fn flush(d: &Delivery, view: &mut View) -> StoreResult<Vec<i64>> {
         &closed_ago,
     )
     .await?;
-    opened.extend(closed);
-    Ok(opened)
+    Ok(changed)
 }
 
 /// Rewrites this process's rows to the users it holds sockets of now.
@@ -311,8 +319,14 @@ async fn check(d: &Delivery, view: &View, stable: bool) -> StoreResult<(Vec<i64>
     Ok((reaped, rows != view.written.len()))
 }
 
-/// Reads `users`' global state, updates the view and announces what changed.
-async fn recompute(d: &Delivery, view: &mut View, users: &[i64]) -> StoreResult<()> {
+/// Reads `users`' global state, updates the view and announces what changed. Those of
+/// `adopt` within their grace are taken as online (until it ends) though the view lacks them.
+async fn recompute(
+    d: &Delivery,
+    view: &mut View,
+    users: &[i64],
+    adopt: &HashSet<i64>,
+) -> StoreResult<()> {
     let grace = d.presence.grace;
     let client = d.pool.get().await?;
     let states = store::states(&client, users).await?;
@@ -345,7 +359,7 @@ async fn recompute(d: &Delivery, view: &mut View, users: &[i64]) -> StoreResult<
             if view.online.remove(&user_id) {
                 changes.push((user_id, false, last_seen_at));
             }
-        } else {
+        } else if view.online.contains(&user_id) || adopt.contains(&user_id) {
             // Still within the grace: shown online (as `GET /presence` does) until it ends.
             view.online.insert(user_id);
             view.leaving.insert(user_id, now + left);

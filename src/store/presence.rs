@@ -250,7 +250,7 @@ pub async fn audience(
              JOIN chat_members m2 ON m2.chat_id = m1.chat_id AND m2.user_id <> m1.user_id
              WHERE m1.user_id = ANY($1) AND m2.user_id = ANY($2)
                AND (SELECT count(*) FROM (SELECT 1 FROM chat_members c
-                                          WHERE c.chat_id = m1.chat_id LIMIT $3 + 1) s) <= $3",
+                                          WHERE c.chat_id = m1.chat_id LIMIT $3::bigint + 1) s) <= $3::bigint",
         )
         .await?;
     let rows = client

@@ -13,6 +13,7 @@ mod fanout;
 mod hostile;
 mod limits;
 mod messages;
+mod presence;
 mod retention;
 mod scaleout;
 mod security;
