@@ -207,7 +207,7 @@ export type ReadEvent = {
   payload: ReadReceipt;
 };
 
-export type ServerFrame = CreateChatEvent | UpdateChatEvent | DeleteChatEvent | NewMessageEvent | UpdateMessageEvent | DeleteMessageEvent | ReadEvent | ReadyFrame | TypingFrame | PongFrame | ErrorFrame | ResyncRequiredFrame;
+export type ServerFrame = CreateChatEvent | UpdateChatEvent | DeleteChatEvent | NewMessageEvent | UpdateMessageEvent | DeleteMessageEvent | ReadEvent | ReadyFrame | TypingFrame | PresenceFrame | PongFrame | ErrorFrame | ResyncRequiredFrame;
 
 export type ReadyFrame = {
   type: "ready";
@@ -224,6 +224,21 @@ export type TypingFrame = {
     chat_id: Id;
     user_id: Id;
   };
+};
+
+export type PresenceFrame = {
+  type: "presence";
+  payload: Presence;
+};
+
+export type Presence = {
+  user_id: Id;
+  online: boolean;
+  last_seen_at: Timestamp | null;
+};
+
+export type PresenceList = {
+  presence: Presence[];
 };
 
 export type PongFrame = {
@@ -284,6 +299,7 @@ export interface Operations {
   delete_message: { method: "DELETE"; path: "/chats/{chat_id}/messages/{message_id}" };
   edit_message: { method: "PATCH"; path: "/chats/{chat_id}/messages/{message_id}" };
   list_events: { method: "GET"; path: "/events" };
+  get_presence: { method: "GET"; path: "/presence" };
   connect_notifications: { method: "GET"; path: "/ws/notif" };
   get_health: { method: "GET"; path: "/healthz" };
   get_readiness: { method: "GET"; path: "/readyz" };
