@@ -116,7 +116,10 @@ pub async fn resync(
     ensure_lease(&tx, process_id, lease_ttl).await?;
     let gone: Vec<i64> = tx
         .query(
-            "DELETE FROM presence_sockets WHERE process_id = $1 AND NOT (user_id = ANY($2))
+            // NOT IN a subquery is hashed; `NOT (user_id = ANY($2))` would scan the array
+            // once per row (thousands by thousands).
+            "DELETE FROM presence_sockets
+             WHERE process_id = $1 AND user_id NOT IN (SELECT unnest($2::bigint[]))
              RETURNING user_id",
             &[&process_id, &users],
         )
@@ -218,7 +221,9 @@ fn stored(r: &tokio_postgres::Row) -> Stored {
 }
 
 /// Every user online now or within `grace` of their last close, over all processes: what a
-/// process (re)starting its view of presence begins from.
+/// process (re)starting its view of presence begins from. It reads every user's row (no
+/// index on `last_seen_at`, which every close would have to update): it runs only when a
+/// process starts or its listener reconnects.
 pub async fn online(client: &impl GenericClient, grace: Duration) -> StoreResult<Vec<Stored>> {
     let rows = client
         .query(
@@ -245,10 +250,13 @@ pub async fn audience(
 ) -> StoreResult<Vec<(i64, i64)>> {
     let statement = client
         .prepare_cached(
+            // The watchers (every user with a socket on the process, thousands) are joined,
+            // not compared with `= ANY`: that would scan the array once per row.
             "SELECT DISTINCT m1.user_id, m2.user_id
              FROM chat_members m1
              JOIN chat_members m2 ON m2.chat_id = m1.chat_id AND m2.user_id <> m1.user_id
-             WHERE m1.user_id = ANY($1) AND m2.user_id = ANY($2)
+             JOIN unnest($2::bigint[]) w (id) ON w.id = m2.user_id
+             WHERE m1.user_id = ANY($1)
                AND (SELECT count(*) FROM (SELECT 1 FROM chat_members c
                                           WHERE c.chat_id = m1.chat_id LIMIT $3::bigint + 1) s) <= $3::bigint",
         )

@@ -170,6 +170,16 @@ pub async fn storm(
         .iter()
         .map(|s| s.state.failed_attempts.load(Ordering::Relaxed))
         .sum();
+    // Presence frames received over the whole run (the first connects included): a storm
+    // whose sockets come back within the grace period should add none.
+    let presence: u64 = sockets
+        .iter()
+        .map(|s| s.state.presence.load(Ordering::Relaxed))
+        .sum();
+    let presence_offline: u64 = sockets
+        .iter()
+        .map(|s| s.state.presence_offline.load(Ordering::Relaxed))
+        .sum();
     let mut row = Row::new(
         "storm",
         format!("{} sockets, chats of {chat_size}", sockets.len()),
@@ -191,6 +201,8 @@ pub async fn storm(
         .metric("backlog_events", backlog_events)
         .metric("live_messages", live_sent)
         .metric("failed_attempts", failed_attempts)
+        .metric("presence_frames", presence)
+        .metric("presence_offline_frames", presence_offline)
         .metric("drained", drained)
         .metric(
             "cpu_per_reconnect",
