@@ -22,7 +22,7 @@ fn quick(grace_secs: u64) -> impl Fn(&mut rtchat::config::Config) {
 async fn next_presence(socket: &mut WsClient, wait: Duration) -> Value {
     tokio::time::timeout(wait, async {
         loop {
-            let frame = socket.next().await;
+            let frame = socket.next_any().await;
             if frame["type"] == "presence" {
                 return frame;
             }
@@ -42,7 +42,7 @@ async fn no_presence(socket: &mut WsClient, wait: Duration) {
 async fn no_presence_of(socket: &mut WsClient, user: Option<i64>, wait: Duration) {
     let got = tokio::time::timeout(wait, async {
         loop {
-            let frame = socket.next().await;
+            let frame = socket.next_any().await;
             if frame["type"] == "presence" && user.is_none_or(|u| frame["payload"]["user_id"] == u)
             {
                 return frame;
