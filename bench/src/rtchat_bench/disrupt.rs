@@ -89,6 +89,10 @@ pub async fn storm(
         let wait = (at as f64 - now).clamp(0.0, 600.0);
         tokio::time::sleep(Duration::from_secs_f64(wait)).await;
     }
+    let presence_before: u64 = sockets
+        .iter()
+        .map(|s| s.state.presence.load(Ordering::Relaxed))
+        .sum();
     // Everyone drops; a backlog builds up while they are away.
     control_tx.send_modify(|c| {
         c.generation += 1;
@@ -170,8 +174,8 @@ pub async fn storm(
         .iter()
         .map(|s| s.state.failed_attempts.load(Ordering::Relaxed))
         .sum();
-    // Presence frames received over the whole run (the first connects included): a storm
-    // whose sockets come back within the grace period should add none.
+    // Presence frames received over the whole run (the first connects included), and
+    // since the drop: a storm whose sockets come back within the grace period adds none.
     let presence: u64 = sockets
         .iter()
         .map(|s| s.state.presence.load(Ordering::Relaxed))
@@ -202,6 +206,7 @@ pub async fn storm(
         .metric("live_messages", live_sent)
         .metric("failed_attempts", failed_attempts)
         .metric("presence_frames", presence)
+        .metric("presence_frames_storm", presence - presence_before)
         .metric("presence_offline_frames", presence_offline)
         .metric("drained", drained)
         .metric(
