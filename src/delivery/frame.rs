@@ -84,6 +84,24 @@ pub fn typing_frame(chat_id: i64, user_id: i64) -> Utf8Bytes {
         .into()
 }
 
+/// `presence`: `user_id` went online or offline (ephemeral, not logged); `last_seen_at` is
+/// null while online.
+pub fn presence_frame(
+    user_id: i64,
+    online: bool,
+    last_seen_at: Option<&chrono::DateTime<chrono::Utc>>,
+) -> Utf8Bytes {
+    let last_seen_at = last_seen_at
+        .filter(|_| !online)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+    json!({
+        "type": "presence",
+        "payload": {"user_id": user_id, "online": online, "last_seen_at": last_seen_at},
+    })
+    .to_string()
+    .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,22 +154,4 @@ mod tests {
             assert_eq!(decimal(n, &mut digits), n.to_string().as_bytes());
         }
     }
-}
-
-/// `presence`: `user_id` went online or offline (ephemeral, not logged); `last_seen_at` is
-/// null while online.
-pub fn presence_frame(
-    user_id: i64,
-    online: bool,
-    last_seen_at: Option<&chrono::DateTime<chrono::Utc>>,
-) -> Utf8Bytes {
-    let last_seen_at = last_seen_at
-        .filter(|_| !online)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
-    json!({
-        "type": "presence",
-        "payload": {"user_id": user_id, "online": online, "last_seen_at": last_seen_at},
-    })
-    .to_string()
-    .into()
 }
