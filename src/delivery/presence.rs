@@ -21,7 +21,7 @@
 //! subject's own sockets). Since every process reads the same rows and counts the grace from
 //! the same timestamp, no process announces what the others contradict for longer than a
 //! hint's trip: a lost hint delays one process's frame until the next hint about that user,
-//! the next reconnect of its listener (which reloads everything), or the periodic check.
+//! the next reconnect of its listener (which reloads everything), or the periodic sweep.
 //!
 //! **A crashed process.** Its rows stay until its lease lapses (3 × `RTCHAT_LEASE_RENEW_SECS`
 //! after its last renewal). Every live process tries to reap every `RTCHAT_LEASE_RENEW_SECS`:
@@ -38,7 +38,10 @@
 //! and when this task starts, the process rewrites its rows to exactly the users it holds
 //! (rows lost or reaped meanwhile come back; a failed batch is made good) and reloads every
 //! online user into its view, announcing what changed. Every renewal interval it also counts
-//! its rows in the database and resyncs if they differ from what it wrote.
+//! its rows in the database and resyncs if they differ from what it wrote, and every
+//! `SWEEP_CHECKS` intervals it compares its view with the live users (a lost hint). A process
+//! that stops cleanly gives up its lease at once, so the others reap its rows within a
+//! renewal interval (its users, reconnecting elsewhere, have rows there by then).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -62,6 +65,10 @@ const FLUSH_INTERVAL: Duration = Duration::from_millis(150);
 /// (and a group whose members all connect in the morning, a million). Members of larger
 /// groups ask `GET /presence` for whom they show.
 pub const MAX_AUDIENCE_CHAT: i64 = 100;
+
+/// Every this many checks (renewal intervals: 30 s by default) the view is compared with
+/// the database, the safety net for a lost hint; rarely, since it reads every row.
+const SWEEP_CHECKS: u32 = 6;
 
 /// Users recomputed per query: each is a row of `states` and of `audience`.
 const RECOMPUTE_BATCH: usize = 2000;
@@ -160,6 +167,7 @@ pub(super) async fn run(d: Arc<Delivery>) {
     let mut must_reload = true;
     let mut stable_since: Option<Instant> = None;
     let mut next_check = Instant::now() + p.renew;
+    let mut checks: u32 = 0;
     let mut tick = tokio::time::interval(FLUSH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -221,6 +229,13 @@ pub(super) async fn run(d: Arc<Delivery>) {
                     must_resync |= rows_lost;
                 }
                 Err(e) => tracing::debug!(error = ?e, "presence check failed"),
+            }
+            checks += 1;
+            if checks % SWEEP_CHECKS == 0 {
+                match sweep(&d, &view).await {
+                    Ok(differ) => dirty.extend(differ),
+                    Err(e) => tracing::debug!(error = ?e, "presence sweep failed"),
+                }
             }
         }
         let now = Instant::now();
@@ -317,6 +332,20 @@ async fn check(d: &Delivery, view: &View, stable: bool) -> StoreResult<(Vec<i64>
     };
     let rows = store::own_rows(&client, d.presence.process_id).await?;
     Ok((reaped, rows != view.written.len()))
+}
+
+/// The users whose presence in the database differs from the view (a hint about them was
+/// lost): live but not shown online, or shown online (not in their grace) but not live.
+async fn sweep(d: &Delivery, view: &View) -> StoreResult<Vec<i64>> {
+    let client = d.pool.get().await?;
+    let live: HashSet<i64> = store::live_users(&client).await?.into_iter().collect();
+    let mut differ: Vec<i64> = live.difference(&view.online).copied().collect();
+    differ.extend(
+        view.online
+            .iter()
+            .filter(|u| !live.contains(u) && !view.leaving.contains_key(u)),
+    );
+    Ok(differ)
 }
 
 /// Reads `users`' global state, updates the view and announces what changed. Those of

@@ -220,6 +220,14 @@ fn stored(r: &tokio_postgres::Row) -> Stored {
     }
 }
 
+/// Every user with a row (the presence task's periodic comparison with its view).
+pub async fn live_users(client: &impl GenericClient) -> StoreResult<Vec<i64>> {
+    let rows = client
+        .query("SELECT DISTINCT user_id FROM presence_sockets", &[])
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// Every user online now or within `grace` of their last close, over all processes: what a
 /// process (re)starting its view of presence begins from. It reads every user's row (no
 /// index on `last_seen_at`, which every close would have to update): it runs only when a

@@ -403,3 +403,29 @@ async fn get_presence_refuses_bad_id_lists_with_422() {
     let r = presence(&app, &alice, &",".repeat(10_000)).await;
     assert_error(&r, 414, "uri_too_long");
 }
+
+#[tokio::test]
+async fn a_lost_hint_is_made_good_by_the_periodic_sweep() {
+    let app = TestApp::spawn_with(quick(1)).await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    app.group(&alice, &[&bob]).await;
+    let mut bob_socket = WsClient::connect(&app, &bob.token, None).await;
+    // Alice comes online through a process that never hints: a live lease and a row, written
+    // straight into the database (as if its NOTIFY had been lost).
+    let (admin, conn) = tokio_postgres::connect(&app.database_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    admin
+        .execute(
+            "WITH lease AS (INSERT INTO process_leases (process_id, expires_at)
+                            VALUES (42, now() + interval '1 hour'))
+             INSERT INTO presence_sockets (process_id, user_id) VALUES (42, $1)",
+            &[&alice.id],
+        )
+        .await
+        .unwrap();
+    // The sweep runs every 6 renewals (1 s here); a generous margin for a loaded machine.
+    let frame = next_presence(&mut bob_socket, Duration::from_secs(6 + 10)).await;
+    assert_eq!(frame, online(&alice));
+}
