@@ -214,8 +214,15 @@ DROP INDEX IF EXISTS messages_chat_id_idx;
 -- @migration 4: presence
 -- When the user's last socket over all processes closed (src/delivery/presence.rs): set by
 -- every socket close (the latest close wins), so two processes closing a user's last two
--- sockets at once need no lock between them; while a socket is open it is not shown.
-ALTER TABLE users ADD COLUMN IF NOT EXISTS last_seen_at timestamptz;
+-- sockets at once need no lock between them; while a socket is open it is not shown. Not a
+-- column of `users`: every event append locks the recipients' user rows to number their
+-- events, so a presence batch writing thousands of them would hold up sends to those users
+-- (and could deadlock with them).
+CREATE TABLE IF NOT EXISTS presence_last_seen (
+    user_id      bigint      NOT NULL,
+    last_seen_at timestamptz NOT NULL,
+    CONSTRAINT presence_last_seen_pkey PRIMARY KEY (user_id)
+);
 
 -- One row per (process, user) while that process holds at least one socket of the user,
 -- written in batches by the process's presence task. A user is online while a row of theirs

@@ -5,7 +5,7 @@
 //! sockets per user (the hub) and keeps one row `presence_sockets (process_id, user_id)` per
 //! user it holds at least one socket of; `process_id` is its lease's (`leases`). A user is
 //! online while some row of theirs exists, or within `RTCHAT_PRESENCE_GRACE_SECS` of their
-//! last close (`users.last_seen_at`, written by every close: the latest one wins). One task
+//! last close (`presence_last_seen`, written by every close: the latest one wins). One task
 //! per process writes the hub's 0→1 and 1→0 transitions every `FLUSH_INTERVAL` in one
 //! transaction (one INSERT and one DELETE over arrays), so a burst of 10,000 connects is a
 //! few transactions, and nothing is written per frame or per socket beyond its user's first.
@@ -317,8 +317,7 @@ async fn resync(d: &Delivery, view: &mut View) -> StoreResult<Vec<i64>> {
 /// Every user online or in their grace, over all processes.
 async fn reload(d: &Delivery) -> StoreResult<Vec<i64>> {
     let client = d.pool.get().await?;
-    let online = store::online(&client, d.presence.grace).await?;
-    Ok(online.into_iter().map(|s| s.user_id).collect())
+    store::online(&client, d.presence.grace).await
 }
 
 /// The periodic check: reaps the rows of crashed processes (if `stable`), and tells whether

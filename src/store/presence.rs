@@ -86,20 +86,25 @@ async fn ensure_lease(
     Ok(())
 }
 
-/// Sets `last_seen_at` of `users` to `ago` seconds before now, unless it is later already.
-/// Every close writes it, whether or not the user still has sockets elsewhere: the latest
-/// close wins, which is the last socket's when the user goes offline, with no lock between
-/// processes closing at once (while a socket is open the value is not shown).
+/// Sets `last_seen_at` of `users` to `ago` seconds before now (parallel arrays; a user
+/// named twice takes the later), unless it is later already. Every close writes it, whether
+/// or not the user still has sockets elsewhere: the latest close wins, which is the last
+/// socket's when the user goes offline, with no lock between processes closing at once
+/// (while a socket is open the value is not shown). Rows are written in ascending user order,
+/// so that two batches never wait for each other in a cycle.
 async fn seen(client: &impl GenericClient, users: &[i64], ago: &[f64]) -> StoreResult<()> {
-    let update = client
+    let upsert = client
         .prepare_cached(
-            "UPDATE users SET last_seen_at = greatest(last_seen_at, s.at)
-             FROM (SELECT u, now() - make_interval(secs => a) AS at
-                   FROM unnest($1::bigint[], $2::float8[]) AS t (u, a)) s
-             WHERE users.id = s.u",
+            "INSERT INTO presence_last_seen (user_id, last_seen_at)
+             SELECT u, max(now() - make_interval(secs => a))
+             FROM unnest($1::bigint[], $2::float8[]) AS t (u, a)
+             WHERE EXISTS (SELECT 1 FROM users WHERE id = u)
+             GROUP BY u ORDER BY u
+             ON CONFLICT ON CONSTRAINT presence_last_seen_pkey
+             DO UPDATE SET last_seen_at = greatest(presence_last_seen.last_seen_at, EXCLUDED.last_seen_at)",
         )
         .await?;
-    client.execute(&update, &[&users, &ago]).await?;
+    client.execute(&upsert, &[&users, &ago]).await?;
     Ok(())
 }
 
@@ -158,12 +163,24 @@ pub async fn own_rows(client: &impl GenericClient, process_id: i64) -> StoreResu
     Ok(n.max(0) as usize)
 }
 
+/// Key of the advisory lock the reapers take (see `reap`).
+const REAP_LOCK_KEY: i64 = 0x7274_6368_6174_7072; // "rtchatpr"
+
 /// Deletes the rows of every process without a live lease (a crashed or stalled process),
 /// and the lapsed leases that held them; their users were last seen when the lease expired
 /// (or now, for rows whose lease is gone altogether). The users whose rows were deleted.
 /// Processes reaping at once delete each row once: the second waits, then finds it gone.
 pub async fn reap(client: &mut Client) -> StoreResult<Vec<i64>> {
     let tx = client.transaction().await?;
+    // One reaper at a time: two deleting the same rows in different orders could deadlock.
+    // The others skip this round (the rows are gone by their next).
+    let reaping: bool = tx
+        .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&REAP_LOCK_KEY])
+        .await?
+        .get(0);
+    if !reaping {
+        return Ok(Vec::new());
+    }
     let rows = tx
         .query(
             "DELETE FROM presence_sockets p
@@ -195,9 +212,10 @@ pub async fn reap(client: &mut Client) -> StoreResult<Vec<i64>> {
 pub async fn states(client: &impl GenericClient, users: &[i64]) -> StoreResult<Vec<Stored>> {
     let statement = client
         .prepare_cached(&format!(
-            "SELECT u.id, {LIVE} AS live, u.last_seen_at,
-                    extract(epoch FROM now() - u.last_seen_at)::float8
-             FROM users u WHERE u.id = ANY($1)"
+            "SELECT u.id, {LIVE} AS live, s.last_seen_at,
+                    extract(epoch FROM now() - s.last_seen_at)::float8
+             FROM users u LEFT JOIN presence_last_seen s ON s.user_id = u.id
+             WHERE u.id = ANY($1)"
         ))
         .await?;
     let rows = client.query(&statement, &[&users]).await?;
@@ -229,23 +247,20 @@ pub async fn live_users(client: &impl GenericClient) -> StoreResult<Vec<i64>> {
 }
 
 /// Every user online now or within `grace` of their last close, over all processes: what a
-/// process (re)starting its view of presence begins from. It reads every user's row (no
-/// index on `last_seen_at`, which every close would have to update): it runs only when a
-/// process starts or its listener reconnects.
-pub async fn online(client: &impl GenericClient, grace: Duration) -> StoreResult<Vec<Stored>> {
+/// process (re)starting its view of presence begins from. It reads every `last_seen_at` (no
+/// index on it, which every close would have to update): it runs only when a process starts
+/// or its listener reconnects.
+pub async fn online(client: &impl GenericClient, grace: Duration) -> StoreResult<Vec<i64>> {
     let rows = client
         .query(
-            &format!(
-                "SELECT u.id, {LIVE} AS live, u.last_seen_at,
-                        extract(epoch FROM now() - u.last_seen_at)::float8
-                 FROM users u
-                 WHERE u.id IN (SELECT user_id FROM presence_sockets)
-                    OR u.last_seen_at > now() - make_interval(secs => $1)"
-            ),
+            "SELECT user_id FROM presence_sockets
+             UNION
+             SELECT user_id FROM presence_last_seen
+             WHERE last_seen_at > now() - make_interval(secs => $1)",
             &[&grace.as_secs_f64()],
         )
         .await?;
-    Ok(rows.iter().map(stored).collect())
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// `(subject, watcher)` for each of `subjects` and each of `watchers` who shares a chat of at
@@ -286,9 +301,9 @@ pub async fn visible(
 ) -> StoreResult<Vec<Stored>> {
     let statement = client
         .prepare_cached(&format!(
-            "SELECT u.id, {LIVE} OR coalesce(u.last_seen_at > now() - make_interval(secs => $3), false),
-                    u.last_seen_at, NULL::float8
-             FROM users u
+            "SELECT u.id, {LIVE} OR coalesce(s.last_seen_at > now() - make_interval(secs => $3), false),
+                    s.last_seen_at, NULL::float8
+             FROM users u LEFT JOIN presence_last_seen s ON s.user_id = u.id
              WHERE u.id = ANY($2)
                AND (u.id = $1 OR EXISTS (
                    SELECT 1 FROM chat_members a JOIN chat_members b ON b.chat_id = a.chat_id
