@@ -89,10 +89,24 @@ pub async fn storm(
         let wait = (at as f64 - now).clamp(0.0, 600.0);
         tokio::time::sleep(Duration::from_secs_f64(wait)).await;
     }
-    let presence_before: u64 = sockets
-        .iter()
-        .map(|s| s.state.presence.load(Ordering::Relaxed))
-        .sum();
+    // The first connects' presence frames come at the presence task's pace (and across
+    // processes by hint): counted before the drop once they stopped arriving for a second,
+    // so that `presence_frames_storm` is the storm's own.
+    let presence_now = || -> u64 {
+        sockets
+            .iter()
+            .map(|s| s.state.presence.load(Ordering::Relaxed))
+            .sum()
+    };
+    let mut presence_before = presence_now();
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = presence_now();
+        if now == presence_before {
+            break;
+        }
+        presence_before = now;
+    }
     // Everyone drops; a backlog builds up while they are away.
     control_tx.send_modify(|c| {
         c.generation += 1;
