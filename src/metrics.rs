@@ -215,6 +215,8 @@ mod tests {
                             send_queue: 0,
                             listening: true,
                             revoked: 0,
+                            online_users: 0,
+                            presence_frames: 0,
                         };
                         let text = metrics.render(pool, 0, mine * 1000, &gauges);
                         if shown(&text) != mine * 1000 {

@@ -61,6 +61,7 @@ pub async fn run(
     // On the session tracker, so shutdown waits for the lease to be given up.
     state.sessions.spawn(leases::run(
         state.pool.clone(),
+        state.delivery.process_id(),
         state.config.lease_renew,
         state.limits.live_processes.clone(),
         state.shutdown.clone(),

@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
 use super::frame::FrameTemplate;
+use super::presence::Transitions;
 use super::queue::{CapReached, Push, QueueBounds, Subscriber, Subscription};
 use crate::metrics::{FrameType, Origin, Stamp};
 use crate::store::events::Outbox;
@@ -29,6 +30,9 @@ pub struct Hub {
     pub(super) sockets: AtomicUsize,
     /// Frames handed to socket queues (each counts once per socket).
     pub delivered: AtomicU64,
+    /// Users whose count of sockets here left or reached 0, for the presence task; written
+    /// under the `sessions` lock, so in the order the counts changed.
+    pub(super) transitions: Transitions,
 }
 
 impl Hub {
@@ -72,6 +76,9 @@ impl Hub {
                     sessions.remove(&user_id);
                 }
                 return Err(CapReached::User);
+            }
+            if list.is_empty() {
+                self.transitions.opened(user_id);
             }
             list.push(Arc::new(subscriber));
             self.sockets.fetch_add(1, Ordering::Relaxed);
@@ -264,15 +271,18 @@ impl Hub {
     }
 
     /// Sends an ephemeral frame of type `kind` to the sockets of `user_ids`; dropped where
-    /// a queue is full (typing is best-effort: a socket is not closed for it).
-    pub fn send_ephemeral(&self, user_ids: &[i64], kind: FrameType, frame: Utf8Bytes) {
+    /// a queue is full (typing and presence are best-effort: a socket is not closed for
+    /// them). How many sockets took it.
+    pub fn send_ephemeral(&self, user_ids: &[i64], kind: FrameType, frame: Utf8Bytes) -> u64 {
         let sessions = self.sessions.lock().expect("hub lock poisoned");
+        let mut queued = 0;
         for user_id in user_ids {
             for s in sessions.get(user_id).into_iter().flatten() {
                 let frame = frame.clone();
-                let _ = enqueue(s, Push::Ephemeral { kind, frame });
+                queued += u64::from(enqueue(s, Push::Ephemeral { kind, frame }).is_ok());
             }
         }
+        queued
     }
 
     /// Open sockets in this process.

@@ -145,8 +145,10 @@ async fn listen_once(
     state.metrics.listening();
     tracing::info!("listening for other processes' events");
     *up_since = Some(Instant::now());
-    // Hints sent while we were not listening are gone: every local session re-reads.
+    // Hints sent while we were not listening are gone: every local session re-reads, and
+    // presence rewrites this process's rows and reloads everyone's state.
     state.hub.wake_all();
+    state.presence.request_resync();
     loop {
         let first = tokio::select! {
             biased;
@@ -198,6 +200,9 @@ async fn handle(state: &Delivery, payloads: &[String], arrived: Stamp) {
         }
         typing.extend(hint.y);
         seqs.extend(hint.e);
+        if !hint.p.is_empty() {
+            state.presence.changed(&hint.p);
+        }
     }
     if !typing.is_empty() && hub.socket_count() > 0 {
         forward_typing(state, &typing).await;

@@ -6,6 +6,7 @@
 //! - `notifier`: coalesced hints to the other processes (`hints` is their wire form);
 //! - `listener`: the LISTEN connection, waking local sockets for the other processes' events;
 //! - `sweep`: the safety net for a lost hint;
+//! - `presence`: who is online over all processes, and telling their chat partners;
 //! - `writers`: the send writers (group commit of `POST /chats/{id}/messages`).
 //!
 //! It owns its background tasks and supervises them (`supervise`): a task that ends while the
@@ -17,6 +18,7 @@ mod hints;
 mod hub;
 mod listener;
 mod notifier;
+mod presence;
 mod queue;
 mod supervise;
 mod sweep;
@@ -67,6 +69,8 @@ pub struct Delivery {
     /// Batches, sweep findings, listener reconnects (the sockets count their own).
     metrics: Arc<DeliveryMetrics>,
     sweep_interval: Duration,
+    /// This process's presence rows and its view of everyone's presence.
+    presence: presence::Presence,
     database_url: String,
     faults: Faults,
 }
@@ -95,6 +99,13 @@ impl Delivery {
             restarts,
             metrics,
             sweep_interval: config.sweep_interval,
+            // Random, so processes need no coordination to pick one; 63 bits make a clash
+            // negligible. Also this process's lease (`leases::run`).
+            presence: presence::Presence::new(
+                (rand::random::<u64>() >> 1) as i64,
+                config.presence_grace,
+                config.lease_renew,
+            ),
             database_url: config
                 .database_url
                 .as_ref()
@@ -117,6 +128,10 @@ impl Delivery {
         let d = self.clone();
         self.supervise("sweep", &self.stop_background, move || {
             sweep::run(d.clone())
+        });
+        let d = self.clone();
+        self.supervise("presence", &self.stop_background, move || {
+            presence::run(d.clone())
         });
         for queue in self.sends.receivers() {
             let d = self.clone();
@@ -211,6 +226,22 @@ impl Delivery {
     /// Open sockets in this process.
     pub fn socket_count(&self) -> usize {
         self.hub.socket_count()
+    }
+
+    /// This process's id in `process_leases` and `presence_sockets`.
+    pub fn process_id(&self) -> i64 {
+        self.presence.process_id
+    }
+
+    /// Presence frames queued to this process's sockets so far.
+    pub fn presence_frames(&self) -> u64 {
+        self.presence.frames.load(Ordering::Relaxed)
+    }
+
+    /// Users online over all processes, as this process knows them (those within the grace
+    /// period after their last close included, as `GET /presence` shows them).
+    pub fn online_users(&self) -> usize {
+        self.presence.online.load(Ordering::Relaxed)
     }
 
     /// Frames handed to socket queues so far.

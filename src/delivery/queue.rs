@@ -104,6 +104,9 @@ impl Drop for Subscription {
                 .fetch_sub(before - list.len(), Ordering::Relaxed);
             if list.is_empty() {
                 sessions.remove(&self.user_id);
+                if before > 0 {
+                    self.hub.transitions.closed(self.user_id);
+                }
             }
         }
     }

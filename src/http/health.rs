@@ -47,6 +47,8 @@ pub async fn metrics(ctx: Ctx) -> ApiResult<Response<Body>> {
         send_queue: delivery.send_queue_depth(),
         listening: delivery.listening(),
         revoked: ctx.state.revoked.size(),
+        online_users: delivery.online_users(),
+        presence_frames: delivery.presence_frames(),
     };
     let text = ctx.state.metrics.render(
         ctx.state.pool.status(),

@@ -10,6 +10,7 @@ pub mod events;
 pub mod health;
 pub mod members;
 pub mod messages;
+pub mod presence;
 pub mod reactions;
 pub mod reads;
 pub mod search;

@@ -22,6 +22,7 @@ pub enum FrameType {
     Reaction,
     Ready,
     Typing,
+    Presence,
     Pong,
     ResyncRequired,
     Error,
@@ -30,7 +31,7 @@ pub enum FrameType {
 }
 
 impl FrameType {
-    const ALL: [FrameType; 14] = [
+    const ALL: [FrameType; 15] = [
         FrameType::CreateChat,
         FrameType::UpdateChat,
         FrameType::DeleteChat,
@@ -41,6 +42,7 @@ impl FrameType {
         FrameType::Reaction,
         FrameType::Ready,
         FrameType::Typing,
+        FrameType::Presence,
         FrameType::Pong,
         FrameType::ResyncRequired,
         FrameType::Error,
@@ -60,6 +62,7 @@ impl FrameType {
             FrameType::Reaction => "reaction",
             FrameType::Ready => "ready",
             FrameType::Typing => "typing",
+            FrameType::Presence => "presence",
             FrameType::Pong => "pong",
             FrameType::ResyncRequired => "resync_required",
             FrameType::Error => "error",
@@ -258,6 +261,11 @@ pub struct Gauges {
     pub listening: bool,
     /// Entries in the revoked-session cache.
     pub revoked: usize,
+    /// Users online over all processes, as this process's presence view knows them.
+    pub online_users: usize,
+    /// Presence frames queued to this process's sockets so far (the presence task's own
+    /// counter, shown as it is).
+    pub presence_frames: u64,
 }
 
 impl DeliveryMetrics {
@@ -396,6 +404,18 @@ impl DeliveryMetrics {
             "rtchat_revoked_sessions",
             "entries in the revoked-session cache",
             gauges.revoked as u64,
+        );
+        gauge(
+            out,
+            "rtchat_online_users",
+            "users online over all processes, as this process knows them (in their grace period included): every process reports about the same number, so take the max, not the sum",
+            gauges.online_users as u64,
+        );
+        counter(
+            out,
+            "rtchat_presence_frames_total",
+            "presence frames queued to this process's sockets",
+            gauges.presence_frames,
         );
     }
 }

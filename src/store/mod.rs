@@ -8,6 +8,7 @@ pub mod leases;
 pub mod login_attempts;
 pub mod members;
 pub mod messages;
+pub mod presence;
 pub mod reactions;
 pub mod reads;
 pub mod schema;

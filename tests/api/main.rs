@@ -15,6 +15,7 @@ mod limits;
 mod logs;
 mod messages;
 mod metrics;
+mod presence;
 mod reactions;
 mod reads;
 mod retention;
