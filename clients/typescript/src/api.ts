@@ -69,6 +69,14 @@ export const V2_ENDPOINTS = {
 
 type Endpoint = { method: Method; path: string };
 
+/** v2 message search: `q` is 1..200 characters; `limit` 1..100 (default 20). */
+export interface SearchQuery {
+  q: string;
+  chatId?: Id;
+  before?: Id;
+  limit?: number;
+}
+
 /** Per-call options every method takes. */
 export interface CallOptions {
   signal?: AbortSignal;
@@ -252,7 +260,7 @@ export class MessagesApi extends Caller {
   delete(chatId: Id, messageId: Id, o: CallOptions = {}): Promise<void> {
     return this.call(ENDPOINTS.delete_message, { chat_id: chatId, message_id: messageId }, o);
   }
-  /** v2 `PUT .../reactions/{emoji}`: idempotent. */
+  /** v2 `PUT .../reactions/{emoji}`: idempotent; the emoji is percent-encoded here. */
   react(chatId: Id, messageId: Id, emoji: string, o: CallOptions = {}): Promise<void> {
     return this.call(V2_ENDPOINTS.put_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
   }
@@ -260,12 +268,12 @@ export class MessagesApi extends Caller {
   unreact(chatId: Id, messageId: Id, emoji: string, o: CallOptions = {}): Promise<void> {
     return this.call(V2_ENDPOINTS.delete_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
   }
-  /** v2 `GET /search/messages`: newest first. */
-  search(
-    query: { q: string; chat_id?: Id; before?: Id; limit?: number },
-    o: CallOptions = {},
-  ): Promise<MessageList> {
-    return this.call(V2_ENDPOINTS.search_messages, {}, { query, ...o });
+  /** v2 `GET /search/messages?q=&chat_id=&before=&limit=`: messages of the caller's chats
+   * (or of `chatId`) with every word of `q` (the last one as a prefix), **newest first**;
+   * page back with `before` = the last id of a page. */
+  search(query: SearchQuery, o: CallOptions = {}): Promise<MessageList> {
+    const { chatId, ...rest } = query;
+    return this.call(V2_ENDPOINTS.search_messages, {}, { query: { ...rest, chat_id: chatId }, ...o });
   }
 }
 
