@@ -86,6 +86,8 @@ export class ChatListState {
       ? event.payload.id
       : event.payload.chat_id;
     for (const touched of this.touchedDuringLoad) touched.add(chatId);
+    // A fetch of this chat in flight may predate the event: it will be made once more.
+    if (this.refetching.has(chatId)) this.refetching.set(chatId, true);
     switch (event.type) {
       case "create_chat":
       case "update_chat": {
@@ -97,6 +99,9 @@ export class ChatListState {
           ...old,
           ...event.payload,
         });
+        // A chat new to the list (created, or the caller was added to a group with history):
+        // its last message and unread counts are the server's to say.
+        if (!old) this.refetch(event.payload.id);
         break;
       }
       case "delete_chat":
