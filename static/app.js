@@ -2012,8 +2012,12 @@
     chip.dataset.userId = String(id);
     if (p) chip.dataset.online = String(p.online);
     chip.title = presenceText(p);
-    chip.append(node("span", "dot"), id === state.me?.id ? "you" : `${userName(id)} (#${id})`);
-    if (p && !p.online && id !== state.me?.id) chip.append(node("span", "last-seen", presenceText(p)));
+    if (id === state.me?.id) {
+      chip.append("you");
+      return chip;
+    }
+    chip.append(node("span", "dot"), `${userName(id)} (#${id})`);
+    if (p && !p.online) chip.append(node("span", "last-seen", presenceText(p)));
     return chip;
   }
   async function searchMessages() {

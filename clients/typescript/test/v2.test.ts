@@ -4,7 +4,7 @@
 // and presence (a frame to a chat partner's subscriber, and `GET /presence`).
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { RtchatError, type ChatEvent, type Presence, type ReactionEvent } from "../src/index.js";
+import { RtchatError, type ChatEvent, type Presence, type Reaction, type ReactionEvent } from "../src/index.js";
 import { RtchatServer } from "./support/server.js";
 import { closeClients, consecutive, newUser, waitFor } from "./support/helpers.js";
 
@@ -137,9 +137,10 @@ describe("v2", () => {
       { emoji: "🇺🇦", count: 1 },
     ]);
     assert.deepEqual(stored?.my_reactions, ["👍", "🇺🇦"]);
+    const counts = (rs: readonly Reaction[] | undefined) => (rs ?? []).map((r) => `${r.emoji}${r.count}`).join(" ");
     await waitFor("the window's reactions", () => {
       const held = win.get(m.id);
-      return JSON.stringify(held?.reactions) === JSON.stringify(stored?.reactions) && held?.my_reactions?.length === 2;
+      return counts(held?.reactions) === counts(stored?.reactions) && held?.my_reactions?.length === 2;
     });
     assert.deepEqual(new Set(win.get(m.id)?.my_reactions), new Set(["👍", "🇺🇦"]));
     const bobsView = (await bob.client.messages.list(chat.id)).messages.find((x) => x.id === m.id);
@@ -151,10 +152,7 @@ describe("v2", () => {
     assert.deepEqual(new Set(win.get(m.id)?.my_reactions), new Set(["👍", "🇺🇦"]));
     await ann.client.messages.unreact(chat.id, m.id, "👍");
     await waitFor("ann's 👍 gone from the window", () => win.get(m.id)?.my_reactions?.join() === "🇺🇦");
-    assert.deepEqual(win.get(m.id)?.reactions, [
-      { emoji: "👍", count: 1 },
-      { emoji: "🇺🇦", count: 1 },
-    ]);
+    assert.equal(counts(win.get(m.id)?.reactions), "👍1 🇺🇦1");
 
     for (const bad of [" ", "a b", "x".repeat(33)]) {
       await assert.rejects(ann.client.messages.react(chat.id, m.id, bad), (e: unknown) => e instanceof RtchatError && e.status === 422);
