@@ -1757,8 +1757,8 @@
       state.quotes.set(e.payload.id, null);
     } else if (e.type === "update_message" && state.quotes.has(e.payload.id)) {
       state.quotes.set(e.payload.id, e.payload);
-    } else if ((e.type === "create_chat" || e.type === "update_chat") && e.payload.id === state.currentChatId) {
-      void refreshPresence(e.payload.participant_ids.filter((id) => !state.presence.has(id)));
+    } else if ((e.type === "create_chat" || e.type === "update_chat") && (e.payload.id === state.currentChatId || e.payload.type === "private")) {
+      void refreshPresence(e.payload.participant_ids.filter((id) => id !== state.me?.id && !state.presence.has(id)));
     }
     queueRender();
   }
@@ -1948,7 +1948,7 @@
       const m = page.messages[0];
       state.quotes.set(id, m?.id === id ? m : null);
       queueRender();
-    }).catch(() => state.quotes.delete(id));
+    }).catch(() => void 0);
     return "loading";
   }
   async function toggleReaction(messageId, emoji) {

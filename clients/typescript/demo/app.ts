@@ -215,8 +215,9 @@ function onEvent(e: ChatEvent): void {
     state.quotes.set(e.payload.id, null);
   } else if (e.type === "update_message" && state.quotes.has(e.payload.id)) {
     state.quotes.set(e.payload.id, e.payload);
-  } else if ((e.type === "create_chat" || e.type === "update_chat") && e.payload.id === state.currentChatId) {
-    void refreshPresence(e.payload.participant_ids.filter((id) => !state.presence.has(id)));
+  } else if ((e.type === "create_chat" || e.type === "update_chat") && (e.payload.id === state.currentChatId || e.payload.type === "private")) {
+    // New faces on the page: the open chat's new members, a new private partner.
+    void refreshPresence(e.payload.participant_ids.filter((id) => id !== state.me?.id && !state.presence.has(id)));
   }
   queueRender();
 }
@@ -448,7 +449,7 @@ function quoteOf(chatId: Id, id: Id): Message | null | "loading" {
       state.quotes.set(id, m?.id === id ? m : null);
       queueRender();
     })
-    .catch(() => state.quotes.delete(id));
+    .catch(() => undefined); // stays "…" until the chat is opened again
   return "loading";
 }
 
