@@ -59,10 +59,10 @@ export const ENDPOINTS = {
 
 /** docs/API.md's v2 endpoints, not in openapi.yaml yet (their operation ids are ours). */
 export const V2_ENDPOINTS = {
-  put_reaction: { method: "PUT", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
-  delete_reaction: { method: "DELETE", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
+  add_reaction: { method: "PUT", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
+  remove_reaction: { method: "DELETE", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
   list_chat_reads: { method: "GET", path: "/chats/{chat_id}/reads" },
-  get_unread: { method: "GET", path: "/unread" },
+  get_unread_totals: { method: "GET", path: "/unread" },
   get_presence: { method: "GET", path: "/presence" },
   search_messages: { method: "GET", path: "/search/messages" },
 } as const satisfies Record<string, { method: Method; path: string }>;
@@ -262,11 +262,11 @@ export class MessagesApi extends Caller {
   }
   /** v2 `PUT .../reactions/{emoji}`: idempotent; the emoji is percent-encoded here. */
   react(chatId: Id, messageId: Id, emoji: string, o: CallOptions = {}): Promise<void> {
-    return this.call(V2_ENDPOINTS.put_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
+    return this.call(V2_ENDPOINTS.add_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
   }
   /** v2 `DELETE .../reactions/{emoji}` */
   unreact(chatId: Id, messageId: Id, emoji: string, o: CallOptions = {}): Promise<void> {
-    return this.call(V2_ENDPOINTS.delete_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
+    return this.call(V2_ENDPOINTS.remove_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
   }
   /** v2 `GET /search/messages?q=&chat_id=&before=&limit=`: messages of the caller's chats
    * (or of `chatId`) with every word of `q` (the last one as a prefix), **newest first**;
@@ -288,7 +288,7 @@ export class EventsRestApi extends Caller {
 export class MiscApi extends Caller {
   /** v2 `GET /unread`: totals over the caller's active chats. */
   unread(o: CallOptions = {}): Promise<UnreadTotals> {
-    return this.call(V2_ENDPOINTS.get_unread, {}, o);
+    return this.call(V2_ENDPOINTS.get_unread_totals, {}, o);
   }
   /** v2 `GET /presence?user_ids=`: 1..100 ids, answered in the order asked. */
   presence(userIds: Id[], o: CallOptions = {}): Promise<{ presence: Presence[] }> {
