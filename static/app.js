@@ -270,10 +270,10 @@
     get_static_asset: { method: "GET", path: "/static/{file}" }
   };
   var V2_ENDPOINTS = {
-    put_reaction: { method: "PUT", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
-    delete_reaction: { method: "DELETE", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
+    add_reaction: { method: "PUT", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
+    remove_reaction: { method: "DELETE", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
     list_chat_reads: { method: "GET", path: "/chats/{chat_id}/reads" },
-    get_unread: { method: "GET", path: "/unread" },
+    get_unread_totals: { method: "GET", path: "/unread" },
     get_presence: { method: "GET", path: "/presence" },
     search_messages: { method: "GET", path: "/search/messages" }
   };
@@ -435,11 +435,11 @@
     }
     /** v2 `PUT .../reactions/{emoji}`: idempotent; the emoji is percent-encoded here. */
     react(chatId, messageId, emoji, o = {}) {
-      return this.call(V2_ENDPOINTS.put_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
+      return this.call(V2_ENDPOINTS.add_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
     }
     /** v2 `DELETE .../reactions/{emoji}` */
     unreact(chatId, messageId, emoji, o = {}) {
-      return this.call(V2_ENDPOINTS.delete_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
+      return this.call(V2_ENDPOINTS.remove_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
     }
     /** v2 `GET /search/messages?q=&chat_id=&before=&limit=`: messages of the caller's chats
      * (or of `chatId`) with every word of `q` (the last one as a prefix), **newest first**;
@@ -459,7 +459,7 @@
   var MiscApi = class extends Caller {
     /** v2 `GET /unread`: totals over the caller's active chats. */
     unread(o = {}) {
-      return this.call(V2_ENDPOINTS.get_unread, {}, o);
+      return this.call(V2_ENDPOINTS.get_unread_totals, {}, o);
     }
     /** v2 `GET /presence?user_ids=`: 1..100 ids, answered in the order asked. */
     presence(userIds, o = {}) {
@@ -1883,7 +1883,8 @@
     const win = state.window;
     const text = el.messageText.value;
     if (!win || text.trim() === "") return;
-    const replyTo = state.replyTo?.id;
+    const replying = state.replyTo;
+    const replyTo = replying?.id;
     const mentions = mentionsIn(text);
     el.messageText.value = "";
     state.replyTo = null;
@@ -1893,7 +1894,11 @@
       clearError();
       scrollToBottom();
     } catch (err) {
-      if (el.messageText.value === "") el.messageText.value = text;
+      if (el.messageText.value === "") {
+        el.messageText.value = text;
+        state.replyTo = replying;
+        renderReplyBar();
+      }
       showError(err);
     } finally {
       el.messageText.focus();

@@ -1,7 +1,8 @@
 // rtchat demo page, on @rtchat/client: log in or register, list chats, create a chat, read and
 // send messages, and see everything live; v2: replies with a quote, @mentions with their own
-// badge, reactions, "seen by" under the last message, message search, and who is online. The client does the hard parts (the socket, resume
-// with `since`, token refresh, retried sends, unread counts); this file is the page around it.
+// badge, reactions, "seen by" under the last message, message search, and who is online. The
+// client does the hard parts (the socket, resume with `since`, token refresh, retried sends,
+// unread counts, reaction counts); this file is the page around it.
 // Bundled by scripts/build-demo.mjs into ../../static/app.js, which the server compiles in.
 import {
   RtchatClient,
@@ -366,7 +367,8 @@ async function sendMessage(): Promise<void> {
   const win = state.window;
   const text = el.messageText.value;
   if (!win || text.trim() === "") return;
-  const replyTo = state.replyTo?.id;
+  const replying = state.replyTo;
+  const replyTo = replying?.id;
   const mentions = mentionsIn(text);
   // Shown as pending at once; the client retries with the same client_id until stored.
   el.messageText.value = "";
@@ -377,7 +379,11 @@ async function sendMessage(): Promise<void> {
     clearError();
     scrollToBottom();
   } catch (err) {
-    if (el.messageText.value === "") el.messageText.value = text;
+    if (el.messageText.value === "") {
+      el.messageText.value = text;
+      state.replyTo = replying;
+      renderReplyBar();
+    }
     showError(err);
   } finally {
     el.messageText.focus();
