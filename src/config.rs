@@ -89,15 +89,24 @@ pub struct Config {
     /// idle keep-alive and non-reading clients would hold connection slots).
     pub header_read_timeout: Duration,
     /// Chat writes per user (see `limits`): creating, changing and deleting chats, member
-    /// changes, message deletes, read cursors.
+    /// changes, message deletes.
     pub rate_writes_per_sec: f64,
     pub rate_writes_burst: f64,
     /// Changes of one chat (title, activity, members): each writes an event per member.
     pub rate_chat_changes_per_min: f64,
     pub rate_chat_changes_burst: f64,
+    /// The `statement_timeout` of a message search.
+    pub search_timeout: Duration,
+    /// Message searches per user per second (see `limits`).
+    pub rate_searches_per_sec: f64,
     /// Failures a test injects into the delivery tasks; nothing else sets them.
     #[doc(hidden)]
     pub faults: Faults,
+    /// `text` or `json` (`RTCHAT_LOG_FORMAT`); like `log_filter`, a bad value is warned
+    /// about at start, not refused.
+    pub log_format: String,
+    /// How long the first database connection is retried at start.
+    pub db_connect_timeout: Duration,
 }
 
 /// A setting that could not be used, naming the variable.
@@ -220,7 +229,23 @@ impl Config {
             )? as f64,
             rate_chat_changes_burst: ranged(&get, "RTCHAT_RATE_CHAT_CHANGES_BURST", 1, 1_000_000)?
                 as f64,
+            search_timeout: Duration::from_millis(ranged(
+                &get,
+                "RTCHAT_SEARCH_TIMEOUT_MS",
+                1,
+                600_000,
+            )?),
+            rate_searches_per_sec: ranged(&get, "RTCHAT_RATE_SEARCHES_PER_SEC", 1, 1_000_000)?
+                as f64,
             faults: Faults::default(),
+            log_format: get("RTCHAT_LOG_FORMAT")
+                .unwrap_or_else(|| default_of("RTCHAT_LOG_FORMAT").into()),
+            db_connect_timeout: Duration::from_secs(ranged(
+                &get,
+                "RTCHAT_DB_CONNECT_TIMEOUT_SECS",
+                1,
+                3600,
+            )?),
         })
     }
 
@@ -244,6 +269,7 @@ impl Config {
         config.rate_writes_burst = 100_000.0;
         config.rate_chat_changes_per_min = 100_000.0;
         config.rate_chat_changes_burst = 100_000.0;
+        config.rate_searches_per_sec = 100_000.0;
         config
     }
 

@@ -79,7 +79,8 @@ pub enum ApiError {
     /// 503 `server_busy`, with `Retry-After`: this process cannot take the request now, and
     /// says why: it holds its maximum of WebSocket sessions (`RTCHAT_MAX_SOCKETS`), a chat
     /// write waited its bounded time for its turn (others are changing the same chat) and gave
-    /// up rather than hold a pooled connection longer, or the password hashers are all busy.
+    /// up rather than hold a pooled connection longer, the password hashers are all busy, or a
+    /// search ran out of its statement timeout (`RTCHAT_SEARCH_TIMEOUT_MS`).
     ServerBusy(&'static str),
     /// 503: this process is shutting down; another process (or this one restarted) answers.
     ShuttingDown,
@@ -263,6 +264,7 @@ impl From<StoreError> for ApiError {
             StoreError::Busy => ApiError::ServerBusy(CHAT_BUSY),
             StoreError::Unavailable(why) => ApiError::Unavailable(why),
             StoreError::Bug(why) => ApiError::Internal(why),
+            StoreError::TooSlow(why) => ApiError::ServerBusy(why),
         }
     }
 }

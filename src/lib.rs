@@ -18,6 +18,7 @@ mod http;
 mod identity;
 mod leases;
 mod limits;
+mod logging;
 mod lru;
 mod metrics;
 mod model;
@@ -30,6 +31,7 @@ mod ws;
 
 pub use auth::load_or_create_secret;
 pub use db::embedded::EmbeddedPostgres;
+pub use logging::{check_log_filter, init_logging, init_logging_as, LogFormat};
 pub use server::run;
 
 /// Internals that the integration tests and the load generator reach into (signing tokens,
@@ -49,25 +51,6 @@ pub mod testing {
     pub use crate::router::ROUTES;
     pub use crate::store::events::prune as prune_events;
     pub use crate::store::schema::{apply_schema, schema_version};
-}
-
-/// Whether `filter` is a valid `RTCHAT_LOG` (tracing `EnvFilter` syntax); the error says why.
-pub fn check_log_filter(filter: &str) -> Result<(), String> {
-    tracing_subscriber::EnvFilter::try_new(filter)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
-
-/// Logs to stdout, one line per event, filtered by `filter` (`RTCHAT_LOG`).
-pub fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_ansi(std::io::stdout().is_terminal())
-        .with_env_filter(filter)
-        .with_target(false)
-        .try_init();
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -122,14 +122,21 @@ pub struct Limits {
     /// Login keys PostgreSQL refused, until their window ends.
     login_refused: Mutex<Lru<String, Instant>>,
     /// Chat writes per user: every write that takes a chat's lock or creates a chat, other
-    /// than sends and edits (those count as messages).
+    /// than sends, edits and read cursor moves (those count as messages).
     pub writes: Limiter<i64>,
     /// Changes per chat (title, activity, members), whoever makes them: each change is one
     /// event per member, so a 1,000-member group costs 1,000 log rows a change.
     pub chat_changes: Limiter<i64>,
     /// One write transaction per chat at a time in this process; the others wait in memory.
     pub chat_turns: crate::gate::Gates<i64>,
+    /// Message searches per user: each may hold a pooled connection for the search timeout.
+    pub searches: Limiter<i64>,
 }
+
+/// Searches a user may make in a burst: a search box that searches as the user types (after
+/// a pause) sends a few in a row, and ten covers a query typed and corrected; the sustained
+/// rate (`RTCHAT_RATE_SEARCHES_PER_SEC`) is what keeps one user from holding connections.
+const SEARCH_BURST: f64 = 10.0;
 
 impl Limits {
     pub fn new(config: &crate::config::Config) -> Limits {
@@ -167,6 +174,7 @@ impl Limits {
                 live,
             ),
             chat_turns: crate::gate::Gates::default(),
+            searches: Limiter::new(config.rate_searches_per_sec, SEARCH_BURST, live),
         }
     }
 }

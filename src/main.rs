@@ -8,6 +8,7 @@ use rtchat::config::{Config, Secret};
 use rtchat::EmbeddedPostgres;
 
 fn main() -> ExitCode {
+    let started = std::time::Instant::now();
     let command = match cli::parse_args(std::env::args().skip(1)) {
         Ok(command) => command,
         Err(why) => {
@@ -64,7 +65,14 @@ fn main() -> ExitCode {
             config.log_filter
         );
     }
-    rtchat::init_logging(&config.log_filter);
+    let log_format = rtchat::LogFormat::parse(&config.log_format).unwrap_or_else(|why| {
+        eprintln!(
+            "rtchat: warning: RTCHAT_LOG_FORMAT {:?} {why}: logging text",
+            config.log_format
+        );
+        rtchat::LogFormat::Text
+    });
+    rtchat::init_logging_as(&config.log_filter, log_format);
 
     // The embedded default keeps its signing secret beside its database, so tokens survive a
     // restart; with an external database the operator must set JWT_SECRET (server.rs warns).
@@ -106,10 +114,18 @@ fn main() -> ExitCode {
             .map_err(|e| format!("RTCHAT_ADDR: cannot listen on {}: {e}", config.addr))?;
         rtchat::run(listener, config, rtchat::shutdown_signal()).await
     });
+    // The runtime's tasks and the embedded PostgreSQL end before the last line says so.
+    drop(runtime);
+    drop(_embedded);
+    let uptime_secs = (started.elapsed().as_secs_f64() * 100.0).round() / 100.0;
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            tracing::info!(uptime_secs, "stopped");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             tracing::error!("{e}");
+            tracing::info!(uptime_secs, "stopped");
             eprintln!("rtchat: {e}");
             ExitCode::FAILURE
         }

@@ -82,5 +82,7 @@ pub struct ChatView {
     pub chat: Chat,
     pub last_message: Option<Message>,
     pub unread_count: i64,
+    /// Of the `unread_count` messages, those that mention the caller.
+    pub unread_mentions: i64,
     pub last_read_message_id: Option<i64>,
 }

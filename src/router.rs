@@ -8,11 +8,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use hyper::body::Incoming;
-use hyper::header::UPGRADE;
+use hyper::header::{HeaderName, HeaderValue, UPGRADE};
 use hyper::{Method, Request, Response};
 
 use crate::error::{ApiError, ApiResult, Body};
 use crate::http;
+use crate::logging::{millis, RequestUser};
 use crate::state::AppState;
 
 mod endpoint;
@@ -60,6 +61,9 @@ pub enum Route {
     Read,
     Events,
     WsNotif,
+    Reads,
+    Unread,
+    SearchMessages,
 }
 
 /// Path templates (matchit syntax) and their routes.
@@ -88,6 +92,9 @@ pub const ROUTES: &[(&str, Route)] = &[
     ("/chats/{chat_id}/read", Route::Read),
     ("/events", Route::Events),
     ("/ws/notif", Route::WsNotif),
+    ("/chats/{chat_id}/reads", Route::Reads),
+    ("/unread", Route::Unread),
+    ("/search/messages", Route::SearchMessages),
 ];
 
 impl Route {
@@ -96,7 +103,7 @@ impl Route {
         use Route::*;
         match self {
             Index | Docs | DocsAsset | StaticAsset | OpenApi | Healthz | Readyz | Metrics | Me
-            | Users | User | Events | WsNotif => &[Method::GET],
+            | Users | User | Events | WsNotif | Reads | Unread | SearchMessages => &[Method::GET],
             Register | Login | Refresh | Logout | Members | Read => &[Method::POST],
             Chats | Messages => &[Method::GET, Method::POST],
             Chat => &[Method::GET, Method::PATCH, Method::DELETE],
@@ -173,10 +180,16 @@ pub(crate) fn table() -> &'static matchit::Router<Route> {
 /// Answers one request: route, run, log, count. Never fails; errors become responses.
 pub async fn handle(
     state: Arc<AppState>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<Body> {
     let started = Instant::now();
+    let request_id = state
+        .request_ids
+        .for_request(req.headers().get(REQUEST_ID).map(|v| v.as_bytes()));
+    let user = RequestUser::default();
+    req.extensions_mut().insert(user.clone());
+    let client = http::cors::client_addr(&state.config, peer, req.headers());
     let request_headers = req.headers().clone();
     let method = req.method().clone();
     // The path only: query strings carry tokens and are never logged.
@@ -190,8 +203,7 @@ pub async fn handle(
             let response = if req.method() == Method::OPTIONS {
                 http::cors::preflight(&state.config, req.headers(), route.methods())
             } else {
-                let client_addr = http::cors::client_addr(&state.config, peer, req.headers());
-                match dispatch(state.clone(), route, endpoint, req, client_addr).await {
+                match dispatch(state.clone(), route, endpoint, req, client).await {
                     Ok(response) => response,
                     Err(e) => e.into_response(),
                 }
@@ -201,6 +213,10 @@ pub async fn handle(
     };
     let mut response = response;
     http::cors::decorate(&state.config, &request_headers, &mut response);
+    response.headers_mut().insert(
+        REQUEST_ID,
+        HeaderValue::from_str(&request_id).expect("request ids are checked header-safe"),
+    );
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     state
@@ -211,10 +227,18 @@ pub async fn handle(
         method = %method,
         path = %logged(&path),
         status,
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        duration_ms = millis(elapsed),
+        request_id = %request_id,
+        client = %client,
+        user_id = user.get(),
+        "request"
     );
     response
 }
+
+/// The request id header: taken from the client when sane, else generated; on every
+/// response, and in the access log line, so a client's report finds the server's line.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Runs the handler of `(endpoint, method)`. A path id that did not parse answers 422 after
 /// the caller's token is checked, as every handler with ids checks the token first.
@@ -305,6 +329,9 @@ async fn dispatch(
         ) => messages::delete_message(ctx, chat_id, message_id).await,
         (Read { chat_id }, Post) => messages::mark_read(ctx, chat_id).await,
         (Events, Get) => events::list_events(ctx).await,
+        (Reads { chat_id }, Get) => reads::list_reads(ctx, chat_id).await,
+        (Unread, Get) => reads::get_unread(ctx).await,
+        (SearchMessages, Get) => search::search_messages(ctx).await,
         (WsNotif, Get) => unreachable!("upgraded above"),
         // What `Route::methods` refuses, refused above; listed so that a new endpoint or
         // method cannot compile without an answer.
@@ -321,7 +348,10 @@ async fn dispatch(
             | Users
             | User { .. }
             | Events
-            | WsNotif,
+            | WsNotif
+            | Reads { .. }
+            | Unread
+            | SearchMessages,
             Post | Patch | Delete,
         )
         | (

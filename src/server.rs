@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::conn::{ClientIo, ConnectionSlot};
 use crate::delivery::Delivery;
 use crate::limits::{self, Limits};
+use crate::logging::RequestIds;
 use crate::metrics::Metrics;
 use crate::revocation::Revoked;
 use crate::state::AppState;
@@ -208,6 +209,7 @@ async fn build_state(config: Config) -> Result<Arc<AppState>, String> {
         .clone()
         .ok_or("DATABASE_URL is not set and no embedded PostgreSQL was started")?;
     let pool = db::pool(url.expose(), config.db_pool_size)?;
+    db::wait_for_database(&pool, &db::target(url.expose()), config.db_connect_timeout).await?;
     crate::store::schema::apply_schema(&pool).await?;
     identity::backfill_email_keys(&pool).await?;
     let secret = match &config.jwt_secret {
@@ -247,6 +249,7 @@ async fn build_state(config: Config) -> Result<Arc<AppState>, String> {
         shutdown: CancellationToken::new(),
         sessions: TaskTracker::new(),
         config,
+        request_ids: RequestIds::default(),
     }))
 }
 

@@ -11,6 +11,7 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::delivery::Delivery;
 use crate::limits::Limits;
+use crate::logging::RequestIds;
 use crate::metrics::Metrics;
 use crate::revocation::Revoked;
 
@@ -31,4 +32,6 @@ pub struct AppState {
     /// Every WebSocket session task, so shutdown can wait for their close frames (hyper's
     /// graceful shutdown forgets a connection once it is upgraded).
     pub sessions: TaskTracker,
+    /// Ids for requests that bring no usable `X-Request-Id`.
+    pub request_ids: RequestIds,
 }

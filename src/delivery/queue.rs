@@ -101,6 +101,11 @@ impl Drop for Subscription {
 }
 
 impl Subscription {
+    /// This socket's number in this process (counted from process start), for its log lines.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Releases the queue bytes of a push taken from `rx`.
     pub fn taken(&self, push: &Push) {
         self.queued.fetch_sub(push.bytes(), Ordering::Relaxed);

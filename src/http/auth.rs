@@ -95,6 +95,7 @@ pub async fn register(ctx: Ctx) -> ApiResult<Response<Body>> {
     let hash = ctx.state.auth.hash_password(body.password).await?;
     let client = ctx.state.db().await?;
     let user = users::register(&client, &display_email(&email), &key, &name, &hash).await?;
+    ctx.log_user(user.id);
     created(&user)
 }
 
@@ -177,6 +178,7 @@ fn token_pair(
     session_id: i64,
     refresh_token: String,
 ) -> ApiResult<Response<Body>> {
+    ctx.log_user(user_id);
     let access_token = ctx.state.auth.issue(user_id, session_id)?;
     ok(&json!({
         "access_token": access_token,

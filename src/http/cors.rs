@@ -21,7 +21,7 @@ const PREFLIGHT_MAX_AGE: &str = "600";
 const ALLOWED_HEADERS: &str = "authorization, content-type";
 
 /// Response headers a cross-origin script may read.
-const EXPOSED_HEADERS: &str = "retry-after, www-authenticate, allow";
+const EXPOSED_HEADERS: &str = "retry-after, www-authenticate, allow, x-request-id";
 
 /// The `Access-Control-Allow-Origin` value for this request, if its origin is allowed.
 fn allowed_origin(config: &Config, headers: &HeaderMap) -> Option<HeaderValue> {

@@ -10,6 +10,8 @@ pub mod events;
 pub mod health;
 pub mod members;
 pub mod messages;
+pub mod reads;
+pub mod search;
 pub mod users;
 
 use std::sync::Arc;
@@ -26,6 +28,7 @@ use serde::Serialize;
 use crate::auth::Caller;
 pub use crate::error::json_response;
 use crate::error::{ApiError, ApiResult, Body, FieldError};
+use crate::logging::RequestUser;
 use crate::revocation::Untrusted;
 use crate::state::AppState;
 
@@ -96,7 +99,15 @@ impl Ctx {
             .ok_or(ApiError::Unauthorized("a bearer token is required"))?;
         let caller = self.state.auth.verify(token)?;
         trust_session(&self.state, caller.session_id)?;
+        self.log_user(caller.user_id);
         Ok(caller)
+    }
+
+    /// Names the user this request acts for in its access log line.
+    pub fn log_user(&self, user_id: i64) {
+        if let Some(user) = self.parts.extensions.get::<RequestUser>() {
+            user.set(user_id);
+        }
     }
 
     /// The body as JSON of type `T`: 415 for another content type, 400 for malformed JSON,

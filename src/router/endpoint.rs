@@ -34,6 +34,9 @@ pub enum Endpoint {
     Read { chat_id: i64 },
     Events,
     WsNotif,
+    Reads { chat_id: i64 },
+    Unread,
+    SearchMessages,
 }
 
 impl Endpoint {
@@ -84,6 +87,11 @@ impl Endpoint {
             },
             Route::Events => E::Events,
             Route::WsNotif => E::WsNotif,
+            Route::Reads => E::Reads {
+                chat_id: id("chat_id")?,
+            },
+            Route::Unread => E::Unread,
+            Route::SearchMessages => E::SearchMessages,
         })
     }
 }

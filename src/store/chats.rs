@@ -19,7 +19,8 @@ pub use rules::ChatAccess;
 /// it; past it the write answers 503 `server_busy` instead of keeping a pooled connection
 /// that every other request may be waiting for.
 pub const LOCK_WAIT: Duration = Duration::from_secs(2);
-/// Unread counts stop counting here, so a huge backlog costs a bounded scan.
+/// Unread counts (`unread_count`, `unread_mentions`, and each chat's share of `GET /unread`)
+/// stop counting here, so a huge backlog costs a bounded scan.
 pub const MAX_UNREAD_COUNT: i64 = 10_000;
 /// Attempts of one private chat creation. Another attempt is needed only when the pair's chat
 /// was deleted between two statements of the previous one; five such deletes in a row mean
@@ -150,7 +151,12 @@ fn view_select() -> String {
             (SELECT count(*) FROM (
                 SELECT 1 FROM messages u
                 WHERE u.chat_id = c.id AND u.id > coalesce(cm.last_read_message_id, 0) AND u.sender_id <> $1
-                LIMIT {MAX_UNREAD_COUNT}) unread) AS unread_count
+                LIMIT {MAX_UNREAD_COUNT}) unread) AS unread_count,
+            (SELECT count(*) FROM (
+                SELECT 1 FROM message_mentions mm
+                WHERE mm.user_id = $1 AND mm.chat_id = c.id
+                  AND mm.message_id > coalesce(cm.last_read_message_id, 0)
+                LIMIT {MAX_UNREAD_COUNT}) mentioned) AS unread_mentions
          FROM chat_members cm
          JOIN chats c ON c.id = cm.chat_id
          LEFT JOIN LATERAL (
@@ -174,6 +180,7 @@ fn view_from_row(row: &Row) -> ChatView {
         chat,
         last_message,
         unread_count: row.get("unread_count"),
+        unread_mentions: row.get("unread_mentions"),
         last_read_message_id: row.get("last_read_message_id"),
     }
 }

@@ -7,9 +7,10 @@ use crate::model::Message;
 use crate::store::{StoreError, StoreResult};
 
 /// The columns `message_from_row` reads.
-const MESSAGE_COLUMNS: &str = "id, chat_id, sender_id, text, created_at, edited_at, client_id";
+pub(crate) const MESSAGE_COLUMNS: &str =
+    "id, chat_id, sender_id, text, created_at, edited_at, client_id";
 
-fn message_from_row(row: &Row) -> Message {
+pub(crate) fn message_from_row(row: &Row) -> Message {
     Message {
         id: row.get("id"),
         chat_id: row.get("chat_id"),

@@ -8,7 +8,9 @@ pub mod leases;
 pub mod login_attempts;
 pub mod members;
 pub mod messages;
+pub mod reads;
 pub mod schema;
+pub mod search;
 pub mod sends;
 pub mod sessions;
 pub mod users;
@@ -40,6 +42,8 @@ pub enum StoreError {
     Unavailable(String),
     /// A fault of rtchat's own (a wrong row count or column type, a broken invariant).
     Bug(String),
+    /// A statement ran out of its own `statement_timeout` (a search), and says why.
+    TooSlow(&'static str),
 }
 
 impl fmt::Display for StoreError {
@@ -54,6 +58,7 @@ impl fmt::Display for StoreError {
             StoreError::Busy => f.write_str("a lock wait ran out"),
             StoreError::Unavailable(why) => write!(f, "database unavailable: {why}"),
             StoreError::Bug(why) => write!(f, "store bug: {why}"),
+            StoreError::TooSlow(why) => f.write_str(why),
         }
     }
 }

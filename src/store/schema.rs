@@ -89,6 +89,11 @@ pub async fn apply_schema(pool: &Pool) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
     let tx = client.transaction().await.map_err(|e| e.to_string())?;
+    // `IF NOT EXISTS` and `DROP ... IF EXISTS` each send a NOTICE that tokio-postgres logs
+    // at info: noise in every start's log. Warnings and errors still come through.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")
+        .await
+        .map_err(|e| e.to_string())?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK_KEY])
         .await
         .map_err(|e| e.to_string())?;

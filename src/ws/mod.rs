@@ -22,6 +22,7 @@ use crate::conn::{ClientIo, ConnectionSlot};
 use crate::delivery::{CapReached, QueueBounds};
 use crate::error::{ApiError, ApiResult, Body};
 use crate::http::{parse_query, request_token};
+use crate::logging::RequestUser;
 use crate::state::AppState;
 
 /// Largest client message or frame accepted (client frames are tiny: ping, typing).
@@ -58,6 +59,9 @@ pub async fn upgrade(
         .ok_or(ApiError::Unauthorized("a token is required"))?;
     let caller = state.auth.verify(token)?;
     crate::http::trust_session(&state, caller.session_id)?;
+    if let Some(user) = req.extensions().get::<RequestUser>() {
+        user.set(caller.user_id);
+    }
     let since = match query.iter().rev().find(|(k, _)| k == "since") {
         None => None,
         Some((_, raw)) => Some(

@@ -26,6 +26,7 @@ use super::ws_config;
 use crate::auth::{unix_now, Caller};
 use crate::delivery::{Push, Subscription};
 use crate::http::chats::chat_members;
+use crate::logging::millis;
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -55,9 +56,17 @@ const TYPING_MEMORY: usize = 64;
 enum End {
     /// Send this close frame, then drop the socket.
     Close(CloseCode, &'static str),
-    /// The socket is gone or unusable: just drop it.
-    Drop,
+    /// The client sent its close frame (with this code, if any): answered, then dropped.
+    ClientClosed(Option<u16>),
+    /// The socket is gone or unusable, for this reason: just drop it.
+    Drop(&'static str),
 }
+
+/// The close codes a socket's log line shows where none was sent; RFC 6455 reserves these
+/// two for reporting exactly that: 1006, no close frame at all (the connection was lost);
+/// 1005, the client's close frame carried no code.
+const CLOSE_ABNORMAL: u16 = 1006;
+const CLOSE_NO_STATUS: u16 = 1005;
 
 struct Session<S> {
     state: Arc<AppState>,
@@ -71,6 +80,11 @@ struct Session<S> {
     overflow: CancellationToken,
     /// Shared with the hub: `delivered`, for hints and the sweep.
     delivered_shared: Arc<AtomicI64>,
+    /// Text frames written, for the socket's closing log line.
+    frames_sent: u64,
+    /// Events sent from the log rather than pushed (the replay after `since`, and catch-ups
+    /// after a gap), for the closing log line.
+    replayed: u64,
 }
 
 /// Runs one socket until it ends: `io` after the upgrade's response, with `read`, the bytes
@@ -91,6 +105,8 @@ pub async fn run<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    let opened = Instant::now();
+    let socket_id = subscription.id();
     let ws = WebSocketStream::from_partially_read(io, read, Role::Server, Some(ws_config())).await;
     // Subscribed before the log is read, so nothing committed after the read is missed.
     let mut session = Session {
@@ -101,12 +117,19 @@ pub async fn run<S>(
         typing_sent: HashMap::new(),
         overflow: subscription.overflow.clone(),
         delivered_shared: subscription.delivered.clone(),
+        frames_sent: 0,
+        replayed: 0,
     };
     // The database parts (start, catch-up, typing) are boxed: they run rarely, and unboxed
     // their futures would size every idle socket's task for the largest of them.
     let end = match Box::pin(session.start(since)).await {
         Ok(()) => session.serve(subscription, caller.expires_at).await,
         Err(end) => end,
+    };
+    let (close_code, closed_by, why) = match &end {
+        End::Close(code, reason) => (u16::from(*code), "server", *reason),
+        End::ClientClosed(code) => (code.unwrap_or(CLOSE_NO_STATUS), "client", "client closed"),
+        End::Drop(why) => (CLOSE_ABNORMAL, "network", *why),
     };
     if let End::Close(code, reason) = end {
         let frame = CloseFrame {
@@ -130,6 +153,18 @@ pub async fn run<S>(
         })
         .await;
     }
+    tracing::info!(
+        target: "rtchat::socket",
+        user_id = caller.user_id,
+        socket_id,
+        duration_ms = millis(opened.elapsed()),
+        close_code,
+        closed_by,
+        reason = why,
+        frames_sent = session.frames_sent,
+        replayed = session.replayed,
+        "socket closed"
+    );
 }
 
 impl<S> Session<S>
@@ -191,7 +226,7 @@ where
                         return End::Close(protocol::CLOSE_TOKEN_EXPIRED, "token expired");
                     }
                     if last_heard.elapsed() > heartbeat * 2 {
-                        return End::Drop; // the client stopped answering pings
+                        return End::Drop("no answer to pings");
                     }
                     timer.as_mut().reset((now + heartbeat).min(expiry));
                     Box::pin(self.send(Message::Ping(Default::default()))).await
@@ -199,7 +234,7 @@ where
                 _ = sub.revoked.cancelled() => return End::Close(protocol::CLOSE_TOKEN_EXPIRED, "session ended"),
                 push = sub.rx.recv() => match push {
                     Some(push) => Box::pin(self.handle_pushes(push, &mut sub)).await,
-                    None => return End::Drop,
+                    None => return End::Drop("queue closed"),
                 },
                 incoming = self.ws.next() => {
                     last_heard = Instant::now();
@@ -271,6 +306,7 @@ where
             for event in stored {
                 self.feed(event.frame.into()).await?;
                 self.delivered = event.seq;
+                self.replayed += 1;
             }
             if !has_more {
                 return Ok(());
@@ -283,7 +319,7 @@ where
         incoming: Option<Result<Message, WsError>>,
     ) -> Result<(), End> {
         match incoming {
-            None => Err(End::Drop),
+            None => Err(End::Drop("connection closed without a close frame")),
             Some(Err(WsError::Utf8(_))) => Err(End::Close(
                 protocol::CLOSE_BAD_DATA,
                 "text frames must be UTF-8",
@@ -295,16 +331,16 @@ where
             Some(Err(WsError::Capacity(_))) => {
                 Err(End::Close(protocol::CLOSE_TOO_BIG, "frame too large"))
             }
-            Some(Err(_)) => Err(End::Drop),
+            Some(Err(_)) => Err(End::Drop("read error")),
             Some(Ok(Message::Binary(_))) => Err(End::Close(
                 protocol::CLOSE_BINARY,
                 "binary frames are not accepted",
             )),
             // tungstenite queued the answer to a ping (or the close handshake); send it.
             Some(Ok(Message::Ping(_))) => self.flush().await,
-            Some(Ok(Message::Close(_))) => {
+            Some(Ok(Message::Close(frame))) => {
                 let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.ws.flush()).await;
-                Err(End::Drop)
+                Err(End::ClientClosed(frame.map(|f| u16::from(f.code))))
             }
             Some(Ok(Message::Pong(_) | Message::Frame(_))) => Ok(()),
             Some(Ok(Message::Text(text))) => match protocol::parse(&text) {
@@ -367,7 +403,9 @@ where
     /// Queues a text frame without flushing.
     async fn feed(&mut self, frame: Utf8Bytes) -> Result<(), End> {
         let write = self.ws.feed(Message::Text(frame));
-        bounded_write(write, &self.overflow).await
+        bounded_write(write, &self.overflow).await?;
+        self.frames_sent += 1;
+        Ok(())
     }
 
     async fn flush(&mut self) -> Result<(), End> {
@@ -377,7 +415,10 @@ where
     }
 
     async fn send(&mut self, message: Message) -> Result<(), End> {
-        bounded_write(self.ws.send(message), &self.overflow).await
+        let text = message.is_text();
+        bounded_write(self.ws.send(message), &self.overflow).await?;
+        self.frames_sent += u64::from(text);
+        Ok(())
     }
 }
 
@@ -390,7 +431,8 @@ async fn bounded_write(
     tokio::select! {
         result = tokio::time::timeout(WRITE_TIMEOUT, write) => match result {
             Ok(Ok(())) => Ok(()),
-            _ => Err(End::Drop),
+            Ok(Err(_)) => Err(End::Drop("write error")),
+            Err(_) => Err(End::Drop("write timed out: the client stopped reading")),
         },
         _ = overflow.cancelled() => Err(End::Close(protocol::CLOSE_SLOW, "too slow: reconnect with since")),
     }

@@ -24,6 +24,7 @@ mod parsers;
 mod rawhttp;
 mod rawws;
 mod requests;
+mod search;
 mod tokens;
 
 use std::sync::{Mutex, OnceLock};

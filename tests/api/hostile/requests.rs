@@ -72,6 +72,24 @@ fn query_oracle(target: &QueryTarget, arena: &Arena, query: &str) -> (Vec<u16>, 
     if target.path == "/events" {
         return (vec![200, 410], vec![]); // 410: `since` ahead of the log
     }
+    if target.path == "/search/messages" {
+        let Some(q) = last(&pairs, "q") else {
+            return (vec![422], vec!["q".into()]);
+        };
+        let words = q
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .count();
+        if q.is_empty() || q.chars().count() > 200 || words == 0 || words > 10 {
+            return (vec![422], vec!["q".into()]);
+        }
+        if let Some(chat) = int("chat_id") {
+            let alices = [arena.chat, arena.patch_chat, arena.members_chat];
+            if !alices.contains(&chat) {
+                return (vec![404], vec![]);
+            }
+        }
+    }
     (vec![200], vec![])
 }
 
@@ -98,6 +116,26 @@ async fn query_strings_are_parsed_without_a_5xx_and_never_clamped() {
             path: "/users".into(),
             ints: &[("limit", 1, 100)],
             names: &["q", "limit", "token", "q"],
+        },
+        QueryTarget {
+            path: "/search/messages".into(),
+            // In the order the handler checks them.
+            ints: &[
+                ("limit", 1, 100),
+                ("before", 0, i64::MAX),
+                ("chat_id", 1, i64::MAX),
+            ],
+            names: &["q", "chat_id", "before", "limit", "token", "q"],
+        },
+        QueryTarget {
+            path: "/unread".into(),
+            ints: &[],
+            names: &["limit", "token", "since"],
+        },
+        QueryTarget {
+            path: format!("/chats/{}/reads", arena.chat),
+            ints: &[],
+            names: &["limit", "before", "token"],
         },
         QueryTarget {
             path: "/events".into(),

@@ -90,6 +90,7 @@ export type Chat = {
 export type ChatView = Chat & {
   last_message: Message | null;
   unread_count: number;
+  unread_mentions: number;
   last_read_message_id: number | null;
 };
 
@@ -132,6 +133,26 @@ export type Message = {
 export type MessageList = {
   messages: Message[];
   has_more: boolean;
+};
+
+export type SearchResults = {
+  messages: Message[];
+  has_more: boolean;
+};
+
+export type ReadCursor = {
+  user_id: Id;
+  last_read_message_id: number | null;
+};
+
+export type ReadList = {
+  reads: ReadCursor[];
+};
+
+export type UnreadTotals = {
+  messages: number;
+  chats: number;
+  mentions: number;
 };
 
 export type SendMessageRequest = {
@@ -279,6 +300,9 @@ export interface Operations {
   add_chat_members: { method: "POST"; path: "/chats/{chat_id}/members" };
   remove_chat_member: { method: "DELETE"; path: "/chats/{chat_id}/members/{user_id}" };
   mark_chat_read: { method: "POST"; path: "/chats/{chat_id}/read" };
+  list_chat_reads: { method: "GET"; path: "/chats/{chat_id}/reads" };
+  get_unread_totals: { method: "GET"; path: "/unread" };
+  search_messages: { method: "GET"; path: "/search/messages" };
   list_messages: { method: "GET"; path: "/chats/{chat_id}/messages" };
   send_message: { method: "POST"; path: "/chats/{chat_id}/messages" };
   delete_message: { method: "DELETE"; path: "/chats/{chat_id}/messages/{message_id}" };
