@@ -44,6 +44,9 @@ export const ENDPOINTS = {
   delete_message: { method: "DELETE", path: "/chats/{chat_id}/messages/{message_id}" },
   edit_message: { method: "PATCH", path: "/chats/{chat_id}/messages/{message_id}" },
   list_events: { method: "GET", path: "/events" },
+  list_chat_reads: { method: "GET", path: "/chats/{chat_id}/reads" },
+  get_unread_totals: { method: "GET", path: "/unread" },
+  search_messages: { method: "GET", path: "/search/messages" },
   // The stream (client.events.subscribe).
   connect_notifications: { method: "GET", path: "/ws/notif" },
   get_health: { method: "GET", path: "/healthz" },
@@ -61,10 +64,7 @@ export const ENDPOINTS = {
 export const V2_ENDPOINTS = {
   add_reaction: { method: "PUT", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
   remove_reaction: { method: "DELETE", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
-  list_chat_reads: { method: "GET", path: "/chats/{chat_id}/reads" },
-  get_unread_totals: { method: "GET", path: "/unread" },
   get_presence: { method: "GET", path: "/presence" },
-  search_messages: { method: "GET", path: "/search/messages" },
 } as const satisfies Record<string, { method: Method; path: string }>;
 
 type Endpoint = { method: Method; path: string };
@@ -219,7 +219,7 @@ export class ChatsApi extends Caller {
   }
   /** v2 `GET /chats/{id}/reads` */
   reads(chatId: Id, o: CallOptions = {}): Promise<{ reads: ReadCursor[] }> {
-    return this.call(V2_ENDPOINTS.list_chat_reads, { chat_id: chatId }, o);
+    return this.call(ENDPOINTS.list_chat_reads, { chat_id: chatId }, o);
   }
 }
 
@@ -273,7 +273,7 @@ export class MessagesApi extends Caller {
    * page back with `before` = the last id of a page. */
   search(query: SearchQuery, o: CallOptions = {}): Promise<MessageList> {
     const { chatId, ...rest } = query;
-    return this.call(V2_ENDPOINTS.search_messages, {}, { query: { ...rest, chat_id: chatId }, ...o });
+    return this.call(ENDPOINTS.search_messages, {}, { query: { ...rest, chat_id: chatId }, ...o });
   }
 }
 
@@ -288,7 +288,7 @@ export class EventsRestApi extends Caller {
 export class MiscApi extends Caller {
   /** v2 `GET /unread`: totals over the caller's active chats. */
   unread(o: CallOptions = {}): Promise<UnreadTotals> {
-    return this.call(V2_ENDPOINTS.get_unread_totals, {}, o);
+    return this.call(ENDPOINTS.get_unread_totals, {}, o);
   }
   /** v2 `GET /presence?user_ids=`: 1..100 ids, answered in the order asked. */
   presence(userIds: Id[], o: CallOptions = {}): Promise<{ presence: Presence[] }> {

@@ -95,6 +95,7 @@ export class ChatListState {
         this.chats.set(event.payload.id, {
           last_message: null,
           unread_count: 0,
+          unread_mentions: 0,
           last_read_message_id: null,
           ...old,
           ...event.payload,

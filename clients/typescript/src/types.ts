@@ -34,13 +34,10 @@ export type Message = Spec.Message & MessageV2;
 /** A chat as carried by `create_chat` and `update_chat` events. */
 export type Chat = Spec.Chat;
 
-/** A chat as the caller sees it in `GET` responses. */
-export type ChatView = Spec.Chat & {
+/** A chat as the caller sees it in `GET` responses; `unread_mentions` (v2) counts unread
+ * messages by others that mention the caller. */
+export type ChatView = Omit<Spec.ChatView, "last_message"> & {
   last_message: Message | null;
-  unread_count: number;
-  last_read_message_id: Id | null;
-  /** v2: unread messages by others that mention the caller. */
-  unread_mentions?: number;
 };
 
 export interface ChatList {
@@ -77,18 +74,11 @@ export interface Presence {
   last_seen_at: Timestamp | null;
 }
 
-/** v2 `GET /chats/{id}/reads`. */
-export interface ReadCursor {
-  user_id: Id;
-  last_read_message_id: Id | null;
-}
+/** v2 `GET /chats/{id}/reads`: one member's cursor. */
+export type ReadCursor = Spec.ReadCursor;
 
 /** v2 `GET /unread`. */
-export interface UnreadTotals {
-  messages: number;
-  chats: number;
-  mentions: number;
-}
+export type UnreadTotals = Spec.UnreadTotals;
 
 // ---------------------------------------------------------------------------------------
 // durable events

@@ -25,6 +25,7 @@ import type {
   MessageList,
   NewMessageEvent,
   ReactionEvent,
+  ReadCursor,
   ReadEvent,
   ReadyInfo,
   SendMessageRequest,
@@ -32,6 +33,7 @@ import type {
   Typing,
   UpdateChatEvent,
   UpdateChatRequest,
+  UnreadTotals,
   UpdateMessageEvent,
   User,
 } from "../src/index.js";
@@ -61,6 +63,10 @@ assertTrue<Mutual<DeleteMessageEvent, Spec.DeleteMessageEvent>>();
 assertTrue<Mutual<ReadEvent, Spec.ReadEvent>>();
 /** The client knows every durable event of the spec, plus v2's `reaction`, and no other. */
 assertTrue<Mutual<Exclude<ChatEvent, ReactionEvent>, Spec.EventFrame>>();
+assertTrue<Mutual<ReadCursor, Spec.ReadCursor>>();
+assertTrue<Mutual<{ reads: ReadCursor[] }, Spec.ReadList>>();
+assertTrue<Mutual<UnreadTotals, Spec.UnreadTotals>>();
+assertTrue<Mutual<MessageList, Spec.SearchResults>>();
 assertTrue<Mutual<ReadyInfo, Spec.ReadyFrame["payload"]>>();
 assertTrue<Mutual<Typing, Spec.TypingFrame["payload"]>>();
 // The check is not vacuous: different shapes are told apart.
