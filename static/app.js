@@ -257,6 +257,9 @@
     delete_message: { method: "DELETE", path: "/chats/{chat_id}/messages/{message_id}" },
     edit_message: { method: "PATCH", path: "/chats/{chat_id}/messages/{message_id}" },
     list_events: { method: "GET", path: "/events" },
+    list_chat_reads: { method: "GET", path: "/chats/{chat_id}/reads" },
+    get_unread_totals: { method: "GET", path: "/unread" },
+    search_messages: { method: "GET", path: "/search/messages" },
     // The stream (client.events.subscribe).
     connect_notifications: { method: "GET", path: "/ws/notif" },
     get_health: { method: "GET", path: "/healthz" },
@@ -272,10 +275,7 @@
   var V2_ENDPOINTS = {
     add_reaction: { method: "PUT", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
     remove_reaction: { method: "DELETE", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
-    list_chat_reads: { method: "GET", path: "/chats/{chat_id}/reads" },
-    get_unread_totals: { method: "GET", path: "/unread" },
-    get_presence: { method: "GET", path: "/presence" },
-    search_messages: { method: "GET", path: "/search/messages" }
+    get_presence: { method: "GET", path: "/presence" }
   };
   var Caller = class {
     constructor(http) {
@@ -396,7 +396,7 @@
     }
     /** v2 `GET /chats/{id}/reads` */
     reads(chatId, o = {}) {
-      return this.call(V2_ENDPOINTS.list_chat_reads, { chat_id: chatId }, o);
+      return this.call(ENDPOINTS.list_chat_reads, { chat_id: chatId }, o);
     }
   };
   var MessagesApi = class extends Caller {
@@ -446,7 +446,7 @@
      * page back with `before` = the last id of a page. */
     search(query, o = {}) {
       const { chatId, ...rest } = query;
-      return this.call(V2_ENDPOINTS.search_messages, {}, { query: { ...rest, chat_id: chatId }, ...o });
+      return this.call(ENDPOINTS.search_messages, {}, { query: { ...rest, chat_id: chatId }, ...o });
     }
   };
   var EventsRestApi = class extends Caller {
@@ -459,7 +459,7 @@
   var MiscApi = class extends Caller {
     /** v2 `GET /unread`: totals over the caller's active chats. */
     unread(o = {}) {
-      return this.call(V2_ENDPOINTS.get_unread_totals, {}, o);
+      return this.call(ENDPOINTS.get_unread_totals, {}, o);
     }
     /** v2 `GET /presence?user_ids=`: 1..100 ids, answered in the order asked. */
     presence(userIds, o = {}) {
@@ -816,6 +816,7 @@
           this.chats.set(event.payload.id, {
             last_message: null,
             unread_count: 0,
+            unread_mentions: 0,
             last_read_message_id: null,
             ...old,
             ...event.payload
@@ -1650,6 +1651,8 @@
   var PRESENCE_BATCH = 100;
   var SEARCH_LIMIT = 20;
   var JUMP_MAX_PAGES = 5;
+  var LIVE_STATE_MAX_MEMBERS = 100;
+  var BIG_CHAT_POLL_MS = 3e4;
   var client = new RtchatClient({
     baseUrl: location.origin,
     tokenStore: new WebStorageTokenStore(sessionStorage, "rtchat.session"),
@@ -1678,7 +1681,8 @@
     /** The message whose reaction picker is open. */
     pickerFor: null,
     /** A search result just jumped to, highlighted for a moment. */
-    flashId: null
+    flashId: null,
+    bigChatTimer: void 0
   };
   function describeError(err) {
     if (err instanceof RtchatError) {
@@ -1766,6 +1770,7 @@
     state.stream?.unsubscribe();
     state.chats?.stop();
     state.window?.stop();
+    clearInterval(state.bigChatTimer);
     Object.assign(state, { me: null, chats: null, window: null, stream: null, currentChatId: null, replyTo: null, pickerFor: null });
     state.users.clear();
     state.typingUsers.clear();
@@ -1834,6 +1839,13 @@
     void loadReads(chatId);
     const members = state.chats?.get(chatId)?.participant_ids ?? [];
     void refreshPresence(members.filter((id) => !state.presence.has(id)));
+    clearInterval(state.bigChatTimer);
+    state.bigChatTimer = setInterval(() => {
+      const open = state.currentChatId === null ? void 0 : state.chats?.get(state.currentChatId);
+      if (!open || open.participant_ids.length <= LIVE_STATE_MAX_MEMBERS) return;
+      void loadReads(open.id);
+      void refreshPresence(open.participant_ids.filter((id) => id !== state.me?.id));
+    }, BIG_CHAT_POLL_MS);
     const win = client.messageWindow(chatId, PAGE_SIZE);
     state.window = win;
     let last = -1;
@@ -1856,6 +1868,7 @@
     el.messageText.focus();
   }
   function closeChat() {
+    clearInterval(state.bigChatTimer);
     state.window?.stop();
     state.window = null;
     state.currentChatId = null;

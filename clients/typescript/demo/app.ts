@@ -87,6 +87,11 @@ const PRESENCE_BATCH = 100;
 const SEARCH_LIMIT = 20;
 /** Pages of history loaded at most to reach a search result in its chat. */
 const JUMP_MAX_PAGES = 5;
+/** Chats larger than this get no live presence frames or others' read events (the server
+ * bounds both at 100 members: README, Presence; docs/API.md, v2): the page asks again... */
+const LIVE_STATE_MAX_MEMBERS = 100;
+/** ...this often while such a chat is open. */
+const BIG_CHAT_POLL_MS = 30_000;
 
 // The session and the cursor survive a reload of this tab (not shared with other tabs).
 const client = new RtchatClient({
@@ -119,6 +124,7 @@ const state = {
   pickerFor: null as Id | null,
   /** A search result just jumped to, highlighted for a moment. */
   flashId: null as Id | null,
+  bigChatTimer: undefined as ReturnType<typeof setInterval> | undefined,
 };
 
 // -----------------------------------------------------------------------------------------
@@ -228,6 +234,7 @@ function signOut(message?: string): void {
   state.stream?.unsubscribe();
   state.chats?.stop();
   state.window?.stop();
+  clearInterval(state.bigChatTimer);
   Object.assign(state, { me: null, chats: null, window: null, stream: null, currentChatId: null, replyTo: null, pickerFor: null });
   state.users.clear();
   state.typingUsers.clear();
@@ -314,6 +321,13 @@ async function openChat(chatId: Id): Promise<void> {
   void loadReads(chatId);
   const members = state.chats?.get(chatId)?.participant_ids ?? [];
   void refreshPresence(members.filter((id) => !state.presence.has(id)));
+  clearInterval(state.bigChatTimer);
+  state.bigChatTimer = setInterval(() => {
+    const open = state.currentChatId === null ? undefined : state.chats?.get(state.currentChatId);
+    if (!open || open.participant_ids.length <= LIVE_STATE_MAX_MEMBERS) return;
+    void loadReads(open.id);
+    void refreshPresence(open.participant_ids.filter((id) => id !== state.me?.id));
+  }, BIG_CHAT_POLL_MS);
   const win = client.messageWindow(chatId, PAGE_SIZE);
   state.window = win;
   let last = -1;
@@ -337,6 +351,7 @@ async function openChat(chatId: Id): Promise<void> {
 }
 
 function closeChat(): void {
+  clearInterval(state.bigChatTimer);
   state.window?.stop();
   state.window = null;
   state.currentChatId = null;
