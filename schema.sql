@@ -290,6 +290,9 @@ $fn$;
 -- Replaced by rtchat_send_messages (a batch of sends per call).
 DROP FUNCTION IF EXISTS rtchat_send_message(bigint, bigint, text, text);
 
+-- The v1 signature, replaced by the one below (replies and mentions).
+DROP FUNCTION IF EXISTS rtchat_send_messages(bigint[], bigint[], text[], text[]);
+
 -- Sends a batch of messages in one statement and one transaction (group commit: the
 -- writer task in src/sends.rs collects the sends queued meanwhile). Input is parallel
 -- arrays, one entry per send, in arrival order. Locks the chats in ascending id order (then
@@ -298,17 +301,25 @@ DROP FUNCTION IF EXISTS rtchat_send_message(bigint, bigint, text, text);
 -- send earlier in the same batch too), inserts the new messages in arrival order (so ids grow
 -- with it inside each chat), and appends `new_message` for every member. The payload is the
 -- Message JSON of the REST API (src/model.rs); the delivery property test compares the two.
+-- Mentions come flattened: send k's are p_mentions[s+1 .. s+p_mention_counts[k]], s being the
+-- counts before k, each send's ascending and without duplicates (the handler's work), so a
+-- batch stays one round trip however many mentions it carries. A reply_to that is not a
+-- message of the chat, or a mention of a non-member, is judged here under the chat lock.
 -- One row per send, by its 1-based position `ord`.
--- status: 'created' | 'repeat' | 'not_found' | 'inactive'.
+-- status: 'created' | 'repeat' | 'not_found' | 'inactive' | 'bad_reply_to' | 'bad_mentions'
+-- (then `bad_mentions` names the mentioned ids that are not members).
 CREATE OR REPLACE FUNCTION rtchat_send_messages(
-    p_chats bigint[], p_senders bigint[], p_texts text[], p_client_ids text[]
+    p_chats bigint[], p_senders bigint[], p_texts text[], p_client_ids text[],
+    p_reply_tos bigint[], p_mention_counts int[], p_mentions bigint[]
 ) RETURNS TABLE (ord int, status text, message_id bigint, created_at timestamptz, payload text,
-                 users bigint[], seqs bigint[])
+                 users bigint[], seqs bigint[], bad_mentions bigint[])
 LANGUAGE plpgsql AS $fn$
 #variable_conflict use_column
 DECLARE
+    v_starts int[];
     v_status text[];
     v_prev bigint[];
+    v_bad text[];
     v_new_ords int[];
     v_new_ids bigint[];
     v_new_created timestamptz[];
@@ -321,26 +332,53 @@ BEGIN
     -- users, never wait on each other in a cycle.
     PERFORM 1 FROM chats WHERE id = ANY (p_chats) ORDER BY id FOR NO KEY UPDATE;
 
+    -- Where each send's mentions start in p_mentions (0-based).
+    v_starts := ARRAY(
+        SELECT coalesce(sum(x.n) OVER (ORDER BY x.k ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)::int
+        FROM unnest(p_mention_counts) WITH ORDINALITY AS x(n, k) ORDER BY x.k);
+
     -- New statements from here on, so new snapshots taken after the locks: they see every
     -- membership change and every earlier send of a client_id, as those take the same locks.
-    SELECT array_agg(j.status ORDER BY j.ord), array_agg(j.prev ORDER BY j.ord)
-    INTO v_status, v_prev
+    SELECT array_agg(j.status ORDER BY j.ord), array_agg(j.prev ORDER BY j.ord),
+           array_agg(j.bad::text ORDER BY j.ord)
+    INTO v_status, v_prev, v_bad
     FROM (
-        SELECT r.ord,
+        SELECT v.ord,
                CASE
-                   WHEN c.id IS NULL OR m.user_id IS NULL THEN 'not_found'
-                   WHEN p.id IS NOT NULL THEN 'repeat'
-                   WHEN NOT c.is_active THEN 'inactive'
-                   -- The same client_id earlier in this batch: a repeat of that one.
-                   WHEN r.client_id IS NOT NULL AND r.ord > min(r.ord) OVER (
-                        PARTITION BY r.chat, r.sender, r.client_id) THEN 'repeat_in_batch'
-                   ELSE 'created'
+                   -- The same client_id earlier in this batch, among the sends that would
+                   -- be created: a repeat of that one.
+                   WHEN v.status = 'created' AND v.client_id IS NOT NULL
+                        AND v.ord > min(v.ord) FILTER (WHERE v.status = 'created') OVER (
+                            PARTITION BY v.chat, v.sender, v.client_id) THEN 'repeat_in_batch'
+                   ELSE v.status
                END AS status,
-               p.id AS prev
-        FROM unnest(p_chats, p_senders, p_client_ids) WITH ORDINALITY AS r(chat, sender, client_id, ord)
-        LEFT JOIN chats c ON c.id = r.chat
-        LEFT JOIN chat_members m ON m.chat_id = r.chat AND m.user_id = r.sender
-        LEFT JOIN messages p ON p.chat_id = r.chat AND p.sender_id = r.sender AND p.client_id = r.client_id
+               v.prev, v.bad
+        FROM (
+            SELECT r.ord, r.chat, r.sender, r.client_id,
+                   CASE
+                       WHEN c.id IS NULL OR m.user_id IS NULL THEN 'not_found'
+                       WHEN p.id IS NOT NULL THEN 'repeat'
+                       WHEN NOT c.is_active THEN 'inactive'
+                       WHEN r.reply_to IS NOT NULL AND NOT EXISTS (
+                            SELECT 1 FROM messages q WHERE q.id = r.reply_to AND q.chat_id = r.chat)
+                            THEN 'bad_reply_to'
+                       WHEN b.ids IS NOT NULL THEN 'bad_mentions'
+                       ELSE 'created'
+                   END AS status,
+                   p.id AS prev, b.ids AS bad
+            FROM unnest(p_chats, p_senders, p_client_ids, p_reply_tos)
+                 WITH ORDINALITY AS r(chat, sender, client_id, reply_to, ord)
+            LEFT JOIN chats c ON c.id = r.chat
+            LEFT JOIN chat_members m ON m.chat_id = r.chat AND m.user_id = r.sender
+            LEFT JOIN messages p ON p.chat_id = r.chat AND p.sender_id = r.sender AND p.client_id = r.client_id
+            -- The mentioned ids that are not members (none without mentions: an empty unnest).
+            LEFT JOIN LATERAL (
+                SELECT array_agg(u.id ORDER BY u.id) AS ids
+                FROM unnest(p_mentions[v_starts[r.ord] + 1 : v_starts[r.ord] + p_mention_counts[r.ord]]) AS u(id)
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM chat_members mm WHERE mm.chat_id = r.chat AND mm.user_id = u.id)
+            ) b ON true
+        ) v
     ) j;
 
     -- The new messages in arrival order: the identity hands out ids in the order the rows
@@ -348,8 +386,9 @@ BEGIN
     v_new_ords := ARRAY(SELECT i FROM generate_subscripts(v_status, 1) AS i
                         WHERE v_status[i] = 'created' ORDER BY i);
     WITH inserted AS (
-        INSERT INTO messages (chat_id, sender_id, text, client_id)
-        SELECT p_chats[i], p_senders[i], p_texts[i], p_client_ids[i]
+        INSERT INTO messages (chat_id, sender_id, text, client_id, reply_to, mentions)
+        SELECT p_chats[i], p_senders[i], p_texts[i], p_client_ids[i], p_reply_tos[i],
+               p_mentions[v_starts[i] + 1 : v_starts[i] + p_mention_counts[i]]
         FROM unnest(v_new_ords) WITH ORDINALITY AS x(i, k) ORDER BY k
         RETURNING id, created_at
     )
@@ -358,13 +397,26 @@ BEGIN
     -- GET /chats sorts by activity: only chats that got a message move up.
     UPDATE chats SET last_activity_at = now()
     WHERE id = ANY (ARRAY(SELECT p_chats[i] FROM unnest(v_new_ords) AS i));
+    -- Each mention of someone other than the sender, for unread_mentions. Skipped whole
+    -- when the batch mentions nobody, the common case.
+    IF cardinality(p_mentions) > 0 THEN
+        INSERT INTO message_mentions (user_id, chat_id, message_id)
+        SELECT u.id, p_chats[x.i], v_new_ids[x.k]
+        FROM unnest(v_new_ords) WITH ORDINALITY AS x(i, k)
+        CROSS JOIN LATERAL unnest(p_mentions[v_starts[x.i] + 1 : v_starts[x.i] + p_mention_counts[x.i]]) AS u(id)
+        WHERE u.id <> p_senders[x.i]
+        ON CONFLICT DO NOTHING;
+    END IF;
 
     v_payloads := ARRAY(
         SELECT json_build_object(
             'id', v_new_ids[k], 'chat_id', p_chats[i], 'sender_id', p_senders[i],
             'text', p_texts[i],
             'created_at', to_char(v_new_created[k] AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-            'edited_at', NULL, 'client_id', p_client_ids[i])::text
+            'edited_at', NULL, 'client_id', p_client_ids[i],
+            'reply_to', p_reply_tos[i],
+            'mentions', to_json(coalesce(p_mentions[v_starts[i] + 1 : v_starts[i] + p_mention_counts[i]], '{}')),
+            'reactions', '[]'::json)::text
         FROM unnest(v_new_ords) WITH ORDINALITY AS x(i, k) ORDER BY k);
 
     -- Every member of each new message's chat, message by message.
@@ -396,7 +448,7 @@ BEGIN
                    WHERE p_chats[c2.ord] = p_chats[s.i] AND p_senders[c2.ord] = p_senders[s.i]
                      AND p_client_ids[c2.ord] = p_client_ids[s.i])
            END,
-           v_new_created[cr.k], v_payloads[cr.k], ap.users, ap.seqs
+           v_new_created[cr.k], v_payloads[cr.k], ap.users, ap.seqs, v_bad[s.i]::bigint[]
     FROM generate_subscripts(v_status, 1) AS s(i)
     LEFT JOIN created cr ON cr.ord = s.i
     LEFT JOIN appended ap ON ap.k = cr.k

@@ -11,6 +11,10 @@ a schema, because it relates two parameters or refers to what exists in the data
 - GET /chats: `before` must be one of the caller's chats (else 422);
 - GET /chats/{chat_id}/messages: `before` and `after` not together (else 422);
 - POST /chats/{chat_id}/read: `message_id` must be a message of that chat (else 422);
+- POST /chats/{chat_id}/messages: `reply_to` must be a message of that chat and `mentions`
+  its members (else 422); PATCH /chats/{chat_id}/messages/{message_id}: `mentions` too;
+- PUT and DELETE .../reactions/{emoji}: the emoji is at most 32 bytes of UTF-8 (the schema's
+  `maxLength` counts characters);
 - GET /events: `since` must not be past the caller's latest seq (else 410).
 
 Only positive cases are touched: negative cases, and every check, stay as schemathesis makes
@@ -151,6 +155,45 @@ def message_of_the_chat(case) -> None:
         body["message_id"] = ids[n % len(ids)]
 
 
+def chat_members(case) -> list[int] | None:
+    """The members of the case's chat, or None when the caller cannot see it."""
+    chat_id = as_int((case.path_parameters or {}).get("chat_id"))
+    if chat_id is None:
+        return None
+    status, chat = lookup(f"/chats/{chat_id}")
+    return chat["participant_ids"] if status == 200 else None
+
+
+def members_mentioned(case) -> None:
+    body = case.body
+    if not isinstance(body, dict) or not isinstance(body.get("mentions"), list):
+        return
+    members = chat_members(case) or [ME]
+    body["mentions"] = [members[(as_int(v) or 0) % len(members)] for v in body["mentions"]]
+
+
+def reply_in_the_chat(case) -> None:
+    members_mentioned(case)
+    body = case.body
+    n = as_int(body.get("reply_to")) if isinstance(body, dict) else None
+    if n is None:
+        return
+    ids = chat_messages(case)
+    if ids:
+        body["reply_to"] = ids[n % len(ids)]
+    elif ids == []:
+        del body["reply_to"]  # a visible chat without messages: no reply is valid
+
+
+def emoji_in_32_bytes(case) -> None:
+    params = case.path_parameters or {}
+    emoji = params.get("emoji")
+    if isinstance(emoji, str):
+        while len(emoji.encode("utf-8", "surrogatepass")) > 32:
+            emoji = emoji[:-1]
+        params["emoji"] = emoji
+
+
 def seen_seq(case) -> None:
     query = case.query
     since = as_int((query or {}).get("since"))
@@ -165,6 +208,10 @@ RULES = {
     ("GET", "/chats"): own_chat_cursor,
     ("GET", "/chats/{chat_id}/messages"): one_cursor,
     ("POST", "/chats/{chat_id}/read"): message_of_the_chat,
+    ("POST", "/chats/{chat_id}/messages"): reply_in_the_chat,
+    ("PATCH", "/chats/{chat_id}/messages/{message_id}"): members_mentioned,
+    ("PUT", "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}"): emoji_in_32_bytes,
+    ("DELETE", "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}"): emoji_in_32_bytes,
     ("GET", "/events"): seen_seq,
 }
 

@@ -89,6 +89,9 @@ pub enum ApiError {
     /// 431: more request headers than `router::MAX_HEADERS`, or more than
     /// `router::MAX_HEADER_BYTES` of them.
     HeadersTooLarge(String),
+    /// 422 `too_many_reactions`: a new emoji on a message that has the most distinct emoji
+    /// allowed (`store::reactions::MAX_EMOJI_PER_MESSAGE`).
+    TooManyReactions,
 }
 
 impl ApiError {
@@ -119,6 +122,7 @@ impl ApiError {
             }
             ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::TooManyReactions => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 
@@ -146,6 +150,7 @@ impl ApiError {
             ApiError::ShuttingDown => "shutting_down",
             ApiError::UriTooLong(_) => "uri_too_long",
             ApiError::HeadersTooLarge(_) => "request_header_fields_too_large",
+            ApiError::TooManyReactions => "too_many_reactions",
         }
     }
 
@@ -185,6 +190,10 @@ impl ApiError {
             ApiError::ShuttingDown => "the server is shutting down: try again".into(),
             ApiError::UriTooLong(limit) => format!("the request target is over {limit} bytes"),
             ApiError::HeadersTooLarge(why) => why.clone(),
+            ApiError::TooManyReactions => format!(
+                "the message has {} different reactions already: add one of those",
+                crate::store::reactions::MAX_EMOJI_PER_MESSAGE
+            ),
         }
     }
 
@@ -202,6 +211,10 @@ impl ApiError {
                 .iter()
                 .map(|e| json!({ "field": e.field, "message": e.message }))
                 .collect();
+        }
+        if let ApiError::TooManyReactions = &self {
+            // Every 422 names its field, so clients handle it like the other 422s.
+            body["errors"] = json!([{ "field": "emoji", "message": self.detail() }]);
         }
         if let ApiError::ResyncRequired { seq } = &self {
             body["seq"] = json!(seq);

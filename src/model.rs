@@ -1,7 +1,8 @@
 //! The JSON shapes of the contract (User, Chat, Message): one definition serves REST
 //! responses and WebSocket payloads alike. The store reads them from rows; the one shape built
 //! elsewhere, the `new_message` payload of `rtchat_send_messages` in schema.sql, must equal
-//! `Message` key for key (tests/api/wire.rs holds them together).
+//! `Message` key for key (tests/api/wire.rs holds them together), `my_reactions` aside: only
+//! GET responses carry that, the caller's own.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
@@ -43,7 +44,8 @@ impl User {
     }
 }
 
-/// `{id, chat_id, sender_id, text, created_at, edited_at, client_id}`.
+/// `{id, chat_id, sender_id, text, created_at, edited_at, client_id, reply_to, mentions,
+/// reactions}`, and `my_reactions` in GET responses for the caller.
 #[derive(Debug, Clone, Serialize)]
 pub struct Message {
     pub id: i64,
@@ -55,6 +57,23 @@ pub struct Message {
     #[serde(serialize_with = "rfc3339_opt")]
     pub edited_at: Option<DateTime<Utc>>,
     pub client_id: Option<String>,
+    /// A message of the same chat (which may have been deleted since).
+    pub reply_to: Option<i64>,
+    /// Ascending, without duplicates.
+    pub mentions: Vec<i64>,
+    /// In the order each emoji was first added.
+    pub reactions: Vec<ReactionCount>,
+    /// The caller's own emoji, in the order of `reactions`: only in GET responses for the
+    /// caller, never in event payloads (which every member shares).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub my_reactions: Option<Vec<String>>,
+}
+
+/// One emoji of a message's `reactions`: `{emoji, count}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReactionCount {
+    pub emoji: String,
+    pub count: i64,
 }
 
 /// `{id, type, title, creator_id, is_active, participant_ids, created_at, updated_at}`:

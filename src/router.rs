@@ -58,6 +58,7 @@ pub enum Route {
     Member,
     Messages,
     Message,
+    Reaction,
     Read,
     Events,
     WsNotif,
@@ -89,6 +90,10 @@ pub const ROUTES: &[(&str, Route)] = &[
     ("/chats/{chat_id}/members/{user_id}", Route::Member),
     ("/chats/{chat_id}/messages", Route::Messages),
     ("/chats/{chat_id}/messages/{message_id}", Route::Message),
+    (
+        "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}",
+        Route::Reaction,
+    ),
     ("/chats/{chat_id}/read", Route::Read),
     ("/events", Route::Events),
     ("/ws/notif", Route::WsNotif),
@@ -109,6 +114,7 @@ impl Route {
             Chat => &[Method::GET, Method::PATCH, Method::DELETE],
             Member => &[Method::DELETE],
             Message => &[Method::PATCH, Method::DELETE],
+            Reaction => &[Method::PUT, Method::DELETE],
         }
     }
 
@@ -327,6 +333,10 @@ async fn dispatch(
             },
             Delete,
         ) => messages::delete_message(ctx, chat_id, message_id).await,
+        (Reaction(r), Put) => reactions::add_reaction(ctx, r.chat_id, r.message_id, r.emoji).await,
+        (Reaction(r), Delete) => {
+            reactions::remove_reaction(ctx, r.chat_id, r.message_id, r.emoji).await
+        }
         (Read { chat_id }, Post) => messages::mark_read(ctx, chat_id).await,
         (Events, Get) => events::list_events(ctx).await,
         (Reads { chat_id }, Get) => reads::list_reads(ctx, chat_id).await,
@@ -352,16 +362,17 @@ async fn dispatch(
             | Reads { .. }
             | Unread
             | SearchMessages,
-            Post | Patch | Delete,
+            Post | Put | Patch | Delete,
         )
         | (
             Register | Login | Refresh | Logout | Members { .. } | Read { .. },
-            Get | Patch | Delete,
+            Get | Put | Patch | Delete,
         )
-        | (Chats | Messages { .. }, Patch | Delete)
-        | (Chat { .. }, Post)
-        | (Member { .. }, Get | Post | Patch)
-        | (Message { .. }, Get | Post) => Err(ApiError::MethodNotAllowed(route.methods())),
+        | (Chats | Messages { .. }, Put | Patch | Delete)
+        | (Chat { .. }, Post | Put)
+        | (Member { .. }, Get | Post | Put | Patch)
+        | (Message { .. }, Get | Post | Put)
+        | (Reaction(_), Get | Post | Patch) => Err(ApiError::MethodNotAllowed(route.methods())),
     }
 }
 

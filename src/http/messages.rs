@@ -20,6 +20,40 @@ use crate::store::messages::{self as store, Page};
 pub const MAX_TEXT_CHARS: usize = 4096;
 /// `client_id`: 1..=64 characters (a UUID is 36).
 pub const MAX_CLIENT_ID_CHARS: usize = 64;
+/// Most ids in `mentions`, as sent: more than a screen of names is a broadcast, not a mention,
+/// and each costs a membership check and an index row.
+pub const MAX_MENTIONS: usize = 50;
+
+/// `mentions` as stored: at most `MAX_MENTIONS` as sent (422 before the database is asked),
+/// then ascending without duplicates. Membership is checked under the chat lock.
+fn clean_mentions(mut mentions: Vec<i64>) -> ApiResult<Vec<i64>> {
+    if mentions.len() > MAX_MENTIONS {
+        return Err(ApiError::field("mentions", "must hold at most 50 user ids"));
+    }
+    mentions.sort_unstable();
+    mentions.dedup();
+    Ok(mentions)
+}
+
+/// The 422 for mentioned ids that are not members of the chat, naming them.
+fn not_members(ids: &[i64]) -> ApiError {
+    let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+    ApiError::field(
+        "mentions",
+        format!("not members of this chat: {}", ids.join(", ")),
+    )
+}
+
+/// An optional integer field (`null` = absent) that takes JSON numbers like `42.0`, as
+/// `json_integer` does.
+fn json_integer_opt<'de, D>(de: D) -> Result<Option<i64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    struct Integer(#[serde(deserialize_with = "crate::http::json_integer")] i64);
+    Ok(Option::<Integer>::deserialize(de)?.map(|Integer(i)| i))
+}
 
 fn check_text(text: &str) -> ApiResult<()> {
     if text.trim().is_empty() {
@@ -41,6 +75,10 @@ struct SendBody {
     text: String,
     #[serde(default)]
     client_id: Option<String>,
+    #[serde(default, deserialize_with = "json_integer_opt")]
+    reply_to: Option<i64>,
+    #[serde(default, deserialize_with = "crate::http::json_integers")]
+    mentions: Vec<i64>,
 }
 
 /// `POST /chats/{chat_id}/messages`: 201 with the new message, or 200 with the original
@@ -59,6 +97,7 @@ pub async fn send_message(ctx: Ctx, chat_id: i64) -> ApiResult<Response<Body>> {
             ));
         }
     }
+    let mentions = clean_mentions(body.mentions)?;
 
     // Group commit: the send joins the next batch (src/delivery/writers.rs,
     // rtchat_send_messages in schema.sql), which also hands its event to the sockets.
@@ -70,6 +109,8 @@ pub async fn send_message(ctx: Ctx, chat_id: i64) -> ApiResult<Response<Body>> {
             sender_id: caller.user_id,
             text: body.text.clone(),
             client_id: body.client_id.clone(),
+            reply_to: body.reply_to,
+            mentions: mentions.clone(),
         })
         .await
         .map_err(|e| match e {
@@ -79,6 +120,8 @@ pub async fn send_message(ctx: Ctx, chat_id: i64) -> ApiResult<Response<Body>> {
     match sent {
         Sent::NotFound => Err(ApiError::NotFound("chat")),
         Sent::Inactive => Err(ApiError::ChatInactive),
+        Sent::BadReplyTo => Err(ApiError::field("reply_to", "is not a message of this chat")),
+        Sent::BadMentions(ids) => Err(not_members(&ids)),
         Sent::Repeat(id) => {
             // The original, as it is now (it may have been edited since).
             let client = ctx.state.db().await?;
@@ -92,6 +135,10 @@ pub async fn send_message(ctx: Ctx, chat_id: i64) -> ApiResult<Response<Body>> {
             created_at,
             edited_at: None,
             client_id: body.client_id,
+            reply_to: body.reply_to,
+            mentions,
+            reactions: Vec::new(),
+            my_reactions: None,
         }),
     }
 }
@@ -117,28 +164,72 @@ pub async fn list_messages(ctx: Ctx, chat_id: i64) -> ApiResult<Response<Body>> 
         (_, Some(after)) => Page::After(after),
         (before, None) => Page::Before(before.unwrap_or(i64::MAX)),
     };
-    let (messages, has_more) = store::page(&client, chat_id, page, limit).await?;
+    let (messages, has_more) = store::page(&client, chat_id, caller.user_id, page, limit).await?;
     ok(&json!({ "messages": messages, "has_more": has_more }))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EditBody {
-    text: String,
+    #[serde(default, deserialize_with = "some_string")]
+    text: Option<String>,
+    #[serde(default, deserialize_with = "some_integers")]
+    mentions: Option<Vec<i64>>,
 }
 
-/// `PATCH /chats/{chat_id}/messages/{message_id}`: the sender edits; `update_message`.
+/// `text` given (`null` is a wrong type, not "absent").
+fn some_string<'de, D>(de: D) -> Result<Option<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    String::deserialize(de).map(Some)
+}
+
+/// `mentions` given (an array of integers; `null` is a wrong type, not "absent").
+fn some_integers<'de, D>(de: D) -> Result<Option<Vec<i64>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    crate::http::json_integers(de).map(Some)
+}
+
+/// `PATCH /chats/{chat_id}/messages/{message_id}`: the sender edits the text, the mentions or
+/// both (an absent field is unchanged); `update_message`.
 pub async fn edit_message(ctx: Ctx, chat_id: i64, message_id: i64) -> ApiResult<Response<Body>> {
     let caller = ctx.caller()?;
     let body: EditBody = ctx.json()?;
     ctx.state.limits.messages.check(&caller.user_id)?;
-    check_text(&body.text)?;
+    if body.text.is_none() && body.mentions.is_none() {
+        return Err(ApiError::field("body", "give text, mentions or both"));
+    }
+    if let Some(text) = &body.text {
+        check_text(text)?;
+    }
+    let mentions = body.mentions.map(clean_mentions).transpose()?;
     let mut admitted = admit(&ctx.state, chat_id, caller.user_id, |_| Ok(())).await?;
     let tx = admitted.client.transaction().await?;
     let locked = lock_chat(&tx, &admitted.access).await?;
     let sender = store::sender(&tx, chat_id, message_id).await?;
     locked.access.may_edit(sender)?;
-    let message = store::edit(&tx, chat_id, message_id, &body.text).await?;
+    if let Some(mentions) = &mentions {
+        // Members as of the lock, which every membership change takes too.
+        let strangers: Vec<i64> = mentions
+            .iter()
+            .copied()
+            .filter(|id| locked.members.binary_search(id).is_err())
+            .collect();
+        if !strangers.is_empty() {
+            return Err(not_members(&strangers));
+        }
+    }
+    let message = store::edit(
+        &tx,
+        chat_id,
+        message_id,
+        body.text.as_deref(),
+        mentions.as_deref(),
+    )
+    .await?;
     let mut outbox = Outbox::default();
     outbox.add(EventType::UpdateMessage, &locked.members, &message)?;
     ctx.state.delivery.commit(tx, outbox).await?;

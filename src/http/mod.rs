@@ -12,6 +12,7 @@ pub mod members;
 pub mod messages;
 pub mod reads;
 pub mod search;
+pub mod reactions;
 pub mod users;
 
 use std::sync::Arc;

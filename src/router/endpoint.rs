@@ -31,12 +31,22 @@ pub enum Endpoint {
     Member { chat_id: i64, user_id: i64 },
     Messages { chat_id: i64 },
     Message { chat_id: i64, message_id: i64 },
+    Reaction(ReactionPath),
     Read { chat_id: i64 },
     Events,
     WsNotif,
     Reads { chat_id: i64 },
     Unread,
     SearchMessages,
+}
+
+/// What a reaction path names: a message of a chat, and the emoji (percent-decoded and
+/// checked, see `http::reactions::emoji_from_path`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReactionPath {
+    pub chat_id: i64,
+    pub message_id: i64,
+    pub emoji: String,
 }
 
 impl Endpoint {
@@ -82,6 +92,12 @@ impl Endpoint {
                 chat_id: id("chat_id")?,
                 message_id: id("message_id")?,
             },
+            // The ids first, in path order, then the emoji.
+            Route::Reaction => E::Reaction(ReactionPath {
+                chat_id: id("chat_id")?,
+                message_id: id("message_id")?,
+                emoji: crate::http::reactions::emoji_from_path(params.get("emoji").unwrap_or(""))?,
+            }),
             Route::Read => E::Read {
                 chat_id: id("chat_id")?,
             },
@@ -109,6 +125,7 @@ fn path_id(name: &str, raw: &str) -> ApiResult<i64> {
 pub(super) enum Verb {
     Get,
     Post,
+    Put,
     Patch,
     Delete,
 }
@@ -118,6 +135,7 @@ impl Verb {
         match *method {
             Method::GET => Some(Verb::Get),
             Method::POST => Some(Verb::Post),
+            Method::PUT => Some(Verb::Put),
             Method::PATCH => Some(Verb::Patch),
             Method::DELETE => Some(Verb::Delete),
             _ => None,
@@ -174,5 +192,26 @@ mod tests {
         assert_eq!(refused_field(endpoint("/chats/x/members/y")), "chat_id");
         assert_eq!(refused_field(endpoint("/chats/1/members/y")), "user_id");
         assert_eq!(refused_field(endpoint("/chats/1/messages/0")), "message_id");
+        // A reaction path: the ids first, in path order, then the emoji, percent-decoded.
+        assert_eq!(
+            endpoint("/chats/7/messages/9/reactions/%F0%9F%91%8D").unwrap(),
+            Endpoint::Reaction(ReactionPath {
+                chat_id: 7,
+                message_id: 9,
+                emoji: "👍".into()
+            })
+        );
+        assert_eq!(
+            refused_field(endpoint("/chats/x/messages/0/reactions/%ZZ")),
+            "chat_id"
+        );
+        assert_eq!(
+            refused_field(endpoint("/chats/1/messages/0/reactions/%ZZ")),
+            "message_id"
+        );
+        assert_eq!(
+            refused_field(endpoint("/chats/1/messages/9/reactions/%ZZ")),
+            "emoji"
+        );
     }
 }

@@ -7,6 +7,7 @@ use tokio_postgres::Row;
 
 use crate::model::{Chat, ChatView, Message};
 use crate::store::members::chat_members;
+use crate::store::messages::with_reactions_each;
 use crate::store::{StoreError, StoreResult};
 
 mod rules;
@@ -148,6 +149,7 @@ fn view_select() -> String {
         "SELECT {CHAT_COLUMNS}, cm.last_read_message_id,
             lm.id AS lm_id, lm.sender_id AS lm_sender_id, lm.text AS lm_text,
             lm.created_at AS lm_created_at, lm.edited_at AS lm_edited_at, lm.client_id AS lm_client_id,
+            lm.reply_to AS lm_reply_to, lm.mentions AS lm_mentions,
             (SELECT count(*) FROM (
                 SELECT 1 FROM messages u
                 WHERE u.chat_id = c.id AND u.id > coalesce(cm.last_read_message_id, 0) AND u.sender_id <> $1
@@ -175,6 +177,10 @@ fn view_from_row(row: &Row) -> ChatView {
         created_at: row.get("lm_created_at"),
         edited_at: row.get("lm_edited_at"),
         client_id: row.get("lm_client_id"),
+        reply_to: row.get("lm_reply_to"),
+        mentions: row.get("lm_mentions"),
+        reactions: Vec::new(),
+        my_reactions: None,
     });
     ChatView {
         chat,
@@ -201,7 +207,9 @@ pub async fn load_view(
         .query_opt(&statement, &[&user_id, &chat_id])
         .await?
         .ok_or(StoreError::NotFound("chat"))?;
-    Ok(view_from_row(&row))
+    let mut view = view_from_row(&row);
+    with_reactions_each(client, Some(user_id), view.last_message.as_mut()).await?;
+    Ok(view)
 }
 
 /// One page of `user_id`'s chats, most recent activity first, after the chat `before` (one of
@@ -234,11 +242,13 @@ pub async fn list_views(
         .query(&statement, &[&user_id, &before, &(limit + 1)])
         .await?;
     let has_more = rows.len() as i64 > limit;
-    let views = rows
+    let mut views: Vec<ChatView> = rows
         .iter()
         .take(limit as usize)
         .map(view_from_row)
         .collect();
+    let last_messages = views.iter_mut().filter_map(|v| v.last_message.as_mut());
+    with_reactions_each(client, Some(user_id), last_messages).await?;
     Ok((views, has_more))
 }
 
@@ -309,7 +319,12 @@ pub async fn create(tx: &impl GenericClient, new: &NewChat<'_>) -> StoreResult<C
             .query_opt(&statement, &[&new.creator_id, &private_key])
             .await?;
         return Ok(match existing {
-            Some(row) => Created::Existing(view_from_row(&row)),
+            Some(row) => {
+                let mut view = view_from_row(&row);
+                let last_message = view.last_message.as_mut();
+                with_reactions_each(tx, Some(new.creator_id), last_message).await?;
+                Created::Existing(view)
+            }
             None => Created::Vanished,
         });
     };

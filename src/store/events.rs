@@ -45,6 +45,7 @@ pub enum EventType {
     UpdateMessage,
     DeleteMessage,
     Read,
+    Reaction,
 }
 
 impl EventType {
@@ -57,6 +58,7 @@ impl EventType {
             EventType::UpdateMessage => "update_message",
             EventType::DeleteMessage => "delete_message",
             EventType::Read => "read",
+            EventType::Reaction => "reaction",
         }
     }
 }

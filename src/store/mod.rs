@@ -9,6 +9,7 @@ pub mod login_attempts;
 pub mod members;
 pub mod messages;
 pub mod reads;
+pub mod reactions;
 pub mod schema;
 pub mod search;
 pub mod sends;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use deadpool_postgres::GenericClient;
 
 use crate::model::Message;
-use crate::store::messages::{message_from_row, MESSAGE_COLUMNS};
+use crate::store::messages::{message_from_row, with_reactions, MESSAGE_COLUMNS};
 use crate::store::{StoreError, StoreResult};
 
 /// The statement, kept in its own file so `bench/search-explain.sh` explains exactly it.
@@ -105,13 +105,14 @@ pub async fn search(
             }
             _ => StoreError::from(e),
         })?;
-    tx.commit().await?;
     let has_more = rows.len() as i64 > search.limit;
-    let messages = rows
+    let mut messages: Vec<Message> = rows
         .iter()
         .take(search.limit as usize)
         .map(message_from_row)
         .collect();
+    with_reactions(&tx, Some(search.caller), &mut messages).await?;
+    tx.commit().await?;
     Ok((messages, has_more))
 }
 

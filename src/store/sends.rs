@@ -15,6 +15,10 @@ pub struct NewMessage {
     pub sender_id: i64,
     pub text: String,
     pub client_id: Option<String>,
+    /// A message of the same chat, checked under the chat lock.
+    pub reply_to: Option<i64>,
+    /// Ascending, without duplicates; each must be a member, checked under the chat lock.
+    pub mentions: Vec<i64>,
 }
 
 /// How a send ended.
@@ -28,6 +32,10 @@ pub enum Sent {
     NotFound,
     /// The chat is inactive.
     Inactive,
+    /// `reply_to` is not a message of this chat.
+    BadReplyTo,
+    /// These mentioned ids are not members of the chat.
+    BadMentions(Vec<i64>),
 }
 
 /// Commits one batch; returns each send's outcome in the batch's order, and the committed
@@ -41,15 +49,32 @@ pub async fn send_messages(
     let senders: Vec<i64> = messages.iter().map(|m| m.sender_id).collect();
     let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
     let client_ids: Vec<Option<&str>> = messages.iter().map(|m| m.client_id.as_deref()).collect();
+    let reply_tos: Vec<Option<i64>> = messages.iter().map(|m| m.reply_to).collect();
+    let mention_counts: Vec<i32> = messages.iter().map(|m| m.mentions.len() as i32).collect();
+    let mentions: Vec<i64> = messages
+        .iter()
+        .flat_map(|m| m.mentions.iter().copied())
+        .collect();
 
     let statement = client
         .prepare_cached(
-            "SELECT ord, status, message_id, created_at, payload, users, seqs
-             FROM rtchat_send_messages($1, $2, $3, $4)",
+            "SELECT ord, status, message_id, created_at, payload, users, seqs, bad_mentions
+             FROM rtchat_send_messages($1, $2, $3, $4, $5, $6, $7)",
         )
         .await?;
     let rows = client
-        .query(&statement, &[&chats, &senders, &texts, &client_ids])
+        .query(
+            &statement,
+            &[
+                &chats,
+                &senders,
+                &texts,
+                &client_ids,
+                &reply_tos,
+                &mention_counts,
+                &mentions,
+            ],
+        )
         .await?;
 
     // Committed: from here on nothing may fail the batch (a retry would send it twice). A
@@ -86,6 +111,10 @@ pub async fn send_messages(
             }
             "repeat" => Sent::Repeat(row.get(2)),
             "inactive" => Sent::Inactive,
+            "bad_reply_to" => Sent::BadReplyTo,
+            "bad_mentions" => {
+                Sent::BadMentions(row.get::<_, Option<Vec<i64>>>(7).unwrap_or_default())
+            }
             _ => Sent::NotFound,
         });
     }

@@ -36,6 +36,9 @@ async fn events_of(app: &TestApp, user: &TestUser) -> Vec<(i64, String, Value)> 
         .collect()
 }
 
+/// One send of a batch: chat, sender, text, client_id, reply_to, mentions.
+type Send<'a> = (i64, i64, &'a str, Option<&'a str>, Option<i64>, &'a [i64]);
+
 #[tokio::test]
 async fn one_batch_answers_every_kind_of_send_in_arrival_order() {
     // Arrange: a chat of a and b, a chat of c alone, an inactive chat of a, and one message
@@ -70,25 +73,48 @@ async fn one_batch_answers_every_kind_of_send_in_arrival_order() {
 
     // Act: one call with every case in it.
     let db = connect(&app.database_url).await;
-    let sends: Vec<(i64, i64, &str, Option<&str>)> = vec![
-        (ab, a.id, "one", Some("k1")),          // 1 created
-        (ab, a.id, "one again", Some("k1")),    // 2 repeat of 1, in the same batch
-        (ab, b.id, "two", None),                // 3 created
-        (lonely, a.id, "intruder", None),       // 4 not a member: not_found
-        (i64::MAX, a.id, "nowhere", None),      // 5 no such chat: not_found
-        (closed, a.id, "closed", None),         // 6 inactive
-        (ab, a.id, "old again", Some("k-old")), // 7 repeat of the earlier message
-        (ab, b.id, "three", Some("k1")),        // 8 created: another sender's k1
-        (lonely, c.id, "alone", None),          // 9 created
+    let old = earlier.body["id"].as_i64();
+    let none: &[i64] = &[];
+    let mut c_and_b = [c.id, b.id];
+    c_and_b.sort();
+    let (just_b, just_c) = ([b.id], [c.id]);
+    #[rustfmt::skip]
+    let sends: Vec<Send> = vec![
+        (ab, a.id, "one", Some("k1"), None, none),          // 1 created
+        (ab, a.id, "one again", Some("k1"), None, none),    // 2 repeat of 1, in the same batch
+        (ab, b.id, "two", None, None, none),                // 3 created
+        (lonely, a.id, "intruder", None, None, none),       // 4 not a member: not_found
+        (i64::MAX, a.id, "nowhere", None, None, none),      // 5 no such chat: not_found
+        (closed, a.id, "closed", None, None, none),         // 6 inactive
+        (ab, a.id, "old again", Some("k-old"), None, none), // 7 repeat of the earlier message
+        (ab, b.id, "three", Some("k1"), None, none),        // 8 created: another sender's k1
+        (lonely, c.id, "alone", None, None, none),          // 9 created
+        (ab, a.id, "reply", None, old, &just_b),            // 10 created: a reply mentioning b
+        (ab, b.id, "bad reply", None, Some(i64::MAX), none), // 11 bad_reply_to
+        (ab, a.id, "bad mention", None, None, &c_and_b),    // 12 bad_mentions: c is no member
+        (ab, b.id, "k2 refused", Some("k2"), None, &just_c), // 13 bad_mentions
+        (ab, b.id, "k2 fine", Some("k2"), None, none),      // 14 created: 13 was not created
     ];
     let chats: Vec<i64> = sends.iter().map(|s| s.0).collect();
     let senders: Vec<i64> = sends.iter().map(|s| s.1).collect();
     let texts: Vec<&str> = sends.iter().map(|s| s.2).collect();
     let client_ids: Vec<Option<&str>> = sends.iter().map(|s| s.3).collect();
+    let reply_tos: Vec<Option<i64>> = sends.iter().map(|s| s.4).collect();
+    let counts: Vec<i32> = sends.iter().map(|s| s.5.len() as i32).collect();
+    let mentions: Vec<i64> = sends.iter().flat_map(|s| s.5.iter().copied()).collect();
     let rows = db
         .query(
-            "SELECT ord, status, message_id, users, seqs FROM rtchat_send_messages($1, $2, $3, $4)",
-            &[&chats, &senders, &texts, &client_ids],
+            "SELECT ord, status, message_id, users, seqs, bad_mentions
+             FROM rtchat_send_messages($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &chats,
+                &senders,
+                &texts,
+                &client_ids,
+                &reply_tos,
+                &counts,
+                &mentions,
+            ],
         )
         .await
         .expect("the batch runs");
@@ -110,14 +136,23 @@ async fn one_batch_answers_every_kind_of_send_in_arrival_order() {
             "inactive",
             "repeat",
             "created",
+            "created",
+            "created",
+            "bad_reply_to",
+            "bad_mentions",
+            "bad_mentions",
             "created"
         ],
         "{got:?}"
     );
     assert_eq!(
         got.iter().map(|g| g.0).collect::<Vec<_>>(),
-        (1..=9).collect::<Vec<_>>()
+        (1..=14).collect::<Vec<_>>()
     );
+    let bad = |ord: usize| rows[ord - 1].get::<_, Option<Vec<i64>>>(5);
+    assert_eq!(bad(12), Some(vec![c.id]), "the ids that are not members");
+    assert_eq!(bad(13), Some(vec![c.id]));
+    assert_eq!(bad(10), None);
     let id = |ord: usize| got[ord - 1].2.expect("an id");
     assert_eq!(id(2), id(1), "a repeat inside the batch answers the first");
     assert_eq!(Some(id(7)), earlier.body["id"].as_i64());
@@ -125,7 +160,7 @@ async fn one_batch_answers_every_kind_of_send_in_arrival_order() {
         id(1) < id(3) && id(3) < id(8),
         "ids follow arrival order: {got:?}"
     );
-    for ord in [4, 5, 6] {
+    for ord in [4, 5, 6, 11, 12, 13] {
         assert_eq!(got[ord - 1].2, None, "{got:?}");
     }
     // Deliveries: members in ascending id order, each member's seqs consecutive after what
@@ -141,7 +176,7 @@ async fn one_batch_answers_every_kind_of_send_in_arrival_order() {
             before_b + k
         }
     };
-    for (k, ord) in [1usize, 3, 8].into_iter().enumerate() {
+    for (k, ord) in [1usize, 3, 8, 10, 14].into_iter().enumerate() {
         let (users, seqs) = deliveries(ord);
         assert_eq!(users, members, "send {ord}");
         let want: Vec<i64> = users.iter().map(|&u| seq_of(u, k as i64 + 1)).collect();
@@ -149,8 +184,8 @@ async fn one_batch_answers_every_kind_of_send_in_arrival_order() {
     }
     assert_eq!(deliveries(9), (vec![c.id], vec![2])); // c's create_chat was seq 1
 
-    // The log agrees: a and b each got the three new messages, in id order, and nothing for
-    // the repeats or the refused sends.
+    // The log agrees: a and b each got the five new messages, in id order, and nothing for
+    // the repeats or the refused sends; the reply carries its reply_to and mentions.
     for user in [&a, &b] {
         let events = events_of(&app, user).await;
         let new: Vec<&(i64, String, Value)> = events
@@ -164,7 +199,17 @@ async fn one_batch_answers_every_kind_of_send_in_arrival_order() {
                 p["text"].as_str().expect("text")
             })
             .collect();
-        assert_eq!(texts, ["one", "two", "three"], "user {}", user.id);
+        assert_eq!(
+            texts,
+            ["one", "two", "three", "reply", "k2 fine"],
+            "user {}",
+            user.id
+        );
+        let reply = &new[3].2;
+        assert_eq!(
+            (&reply["reply_to"], &reply["mentions"]),
+            (&json!(old), &json!([b.id]))
+        );
         let seqs: Vec<i64> = events.iter().map(|e| e.0).collect();
         assert_eq!(seqs, (1..=events.len() as i64).collect::<Vec<_>>());
     }

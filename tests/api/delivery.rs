@@ -1,8 +1,10 @@
-//! The delivery property: with concurrent senders in overlapping chats and receivers that
-//! drop and reconnect with `since` at random points, every receiver sees seq 1..N exactly
-//! once, in order, and what it saw equals `GET /events` and the message history.
+//! The delivery property: with concurrent senders in overlapping chats (sending, reacting,
+//! taking reactions back and reading, at random) and receivers that drop and reconnect with
+//! `since` at random points, every receiver sees seq 1..N exactly once, in order, and what it
+//! saw equals `GET /events`, the message history and the reactions on it.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -28,7 +30,20 @@ pub struct Report {
     pub events_checked: usize,
     pub reconnects: usize,
     pub messages: usize,
+    /// Reaction events checked against the histories' counts.
+    pub reactions: usize,
+    /// `read` events seen by members.
+    pub reads: usize,
     pub elapsed: Duration,
+}
+
+/// The emoji the senders react with: few, so reactions pile up on the same ones.
+const EMOJI: &[&str] = &["%F0%9F%91%8D", "%F0%9F%8E%89", "%E2%9D%A4%EF%B8%8F"];
+
+/// Whether a request answered `server_busy` (a chat write that waited its bounded turn and
+/// changed nothing, which a client retries).
+fn busy(status: u16) -> bool {
+    status == 503
 }
 
 /// Runs the property against one or more server processes sharing one database: senders and
@@ -106,7 +121,10 @@ pub async fn check_delivery(apps: &[&TestApp], load: Load) -> Report {
         }));
     }
 
-    // Senders: concurrent, random chats they belong to, random process, client ids.
+    // Senders: concurrent, random chats they belong to, random process, client ids; between
+    // sends they react to, take back reactions from, and read random messages of their chats
+    // (any sender's: `sent` holds every message id so far, by chat).
+    let sent: Arc<Mutex<HashMap<i64, Vec<i64>>>> = Arc::default();
     let mut senders = Vec::new();
     for s in 0..load.senders {
         let user_index = s % load.users;
@@ -123,6 +141,7 @@ pub async fn check_delivery(apps: &[&TestApp], load: Load) -> Report {
         let http = app0.http.clone();
         let count = load.messages_per_sender;
         let seed = load.seed.wrapping_mul(31).wrapping_add(s as u64);
+        let sent = sent.clone();
         senders.push(tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(seed);
             for n in 0..count {
@@ -136,6 +155,48 @@ pub async fn check_delivery(apps: &[&TestApp], load: Load) -> Report {
                     .await
                     .expect("send");
                 assert_eq!(r.status(), 201, "send {s}/{n}");
+                let id = r.json::<Value>().await.expect("a message")["id"]
+                    .as_i64()
+                    .unwrap();
+                sent.lock().unwrap().entry(chat).or_default().push(id);
+
+                // Another action on a random message of one of the sender's chats.
+                let chat = my_chats[rng.gen_range(0..my_chats.len())];
+                let Some(target) = sent
+                    .lock()
+                    .unwrap()
+                    .get(&chat)
+                    .map(|ids| ids[rng.gen_range(0..ids.len())])
+                else {
+                    continue;
+                };
+                let base = &bases[rng.gen_range(0..bases.len())];
+                let emoji = EMOJI[rng.gen_range(0..EMOJI.len())];
+                let reaction = format!("{base}/chats/{chat}/messages/{target}/reactions/{emoji}");
+                let request = match rng.gen_range(0..10) {
+                    0..=2 => http.put(reaction),
+                    3 | 4 => http.delete(reaction),
+                    5 | 6 => http
+                        .post(format!("{base}/chats/{chat}/read"))
+                        .json(&json!({ "message_id": target })),
+                    _ => continue,
+                };
+                let request = request.bearer_auth(&user.token);
+                let mut answered = false;
+                for _ in 0..50 {
+                    let r = request
+                        .try_clone()
+                        .expect("a request without a stream body")
+                        .send()
+                        .await
+                        .expect("react or read");
+                    if !busy(r.status().as_u16()) {
+                        assert_eq!(r.status(), 204, "sender {s}, action after {n}");
+                        answered = true;
+                        break;
+                    }
+                }
+                assert!(answered, "sender {s}, action after {n}: busy 50 times");
             }
         }));
     }
@@ -173,6 +234,8 @@ pub async fn check_delivery(apps: &[&TestApp], load: Load) -> Report {
         events_checked: 0,
         reconnects: 0,
         messages: 0,
+        reactions: 0,
+        reads: 0,
         elapsed: Duration::ZERO,
     };
     for r in receivers {
@@ -214,16 +277,72 @@ pub async fn check_delivery(apps: &[&TestApp], load: Load) -> Report {
             }
             after = page.last().unwrap()["id"].as_i64().unwrap();
         }
+        // What every member shares: the history without the caller's own `my_reactions`,
+        // and without `reactions`, which moved on after each `new_message` (checked below
+        // against the `reaction` events).
+        let shared: Vec<Value> = history
+            .iter()
+            .map(|m| {
+                let mut m = m.clone();
+                let fields = m.as_object_mut().unwrap();
+                assert!(
+                    fields.remove("my_reactions").is_some(),
+                    "GET carries my_reactions"
+                );
+                fields.insert("reactions".into(), json!([]));
+                m
+            })
+            .collect();
+        // The final count of each (message, emoji) in the history...
+        let mut counts: HashMap<(i64, String), i64> = HashMap::new();
+        for m in &history {
+            for r in m["reactions"].as_array().unwrap() {
+                let key = (
+                    m["id"].as_i64().unwrap(),
+                    r["emoji"].as_str().unwrap().to_string(),
+                );
+                counts.insert(key, r["count"].as_i64().unwrap());
+            }
+        }
         for m in members {
-            let seen: Vec<Value> = logs[&users[*m].id]
+            let log = &logs[&users[*m].id];
+            let seen: Vec<Value> = log
                 .iter()
                 .filter(|f| f["type"] == "new_message" && f["payload"]["chat_id"] == *chat)
                 .map(|f| f["payload"].clone())
                 .collect();
             assert_eq!(
-                seen, history,
+                seen, shared,
                 "chat {chat}: member {m}'s events match the history"
             );
+            // ...is the count of its last `reaction` event every member saw, each event
+            // moving the count by exactly one.
+            let mut last: HashMap<(i64, String), i64> = HashMap::new();
+            for f in log
+                .iter()
+                .filter(|f| f["type"] == "reaction" && f["payload"]["chat_id"] == *chat)
+            {
+                let p = &f["payload"];
+                let key = (
+                    p["message_id"].as_i64().unwrap(),
+                    p["emoji"].as_str().unwrap().to_string(),
+                );
+                let count = p["count"].as_i64().unwrap();
+                let before = last.get(&key).copied().unwrap_or(0);
+                let step = if p["added"] == true { 1 } else { -1 };
+                assert_eq!(count, before + step, "chat {chat}: member {m}: {f}");
+                last.insert(key, count);
+                report.reactions += 1;
+            }
+            last.retain(|_, count| *count > 0);
+            assert_eq!(
+                last, counts,
+                "chat {chat}: member {m}'s reaction events end at the history's counts"
+            );
+            report.reads += log
+                .iter()
+                .filter(|f| f["type"] == "read" && f["payload"]["chat_id"] == *chat)
+                .count();
         }
         report.messages += history.len();
     }
@@ -250,5 +369,9 @@ async fn every_receiver_sees_every_seq_once_in_order_across_random_reconnects() 
     assert!(
         report.reconnects > 20,
         "the run must actually reconnect: {report:?}"
+    );
+    assert!(
+        report.reactions > 20 && report.reads > 20,
+        "the run must actually react and read: {report:?}"
     );
 }

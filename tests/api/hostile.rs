@@ -26,6 +26,7 @@ mod rawws;
 mod requests;
 mod search;
 mod tokens;
+mod v2;
 
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;

@@ -15,6 +15,7 @@ mod limits;
 mod logs;
 mod messages;
 mod reads;
+mod reactions;
 mod retention;
 mod scaleout;
 mod search;

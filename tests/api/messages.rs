@@ -293,3 +293,278 @@ async fn users_are_found_by_name_prefix_or_whole_email_never_by_email_prefix() {
     );
     assert_eq!(ids("@example.com").await, Vec::<i64>::new());
 }
+
+/// The `message_mentions` rows of a message, `(user_id, chat_id)` ascending: what
+/// `unread_mentions` counts.
+async fn mention_rows(app: &TestApp, message: i64) -> Vec<(i64, i64)> {
+    let (client, connection) = tokio_postgres::connect(&app.database_url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test database");
+    tokio::spawn(connection);
+    client
+        .query(
+            "SELECT user_id, chat_id FROM message_mentions WHERE message_id = $1 ORDER BY user_id",
+            &[&message],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_reply_names_a_message_of_the_same_chat_that_exists() {
+    let app = TestApp::spawn().await;
+    let (a, b) = (app.user("a").await, app.user("b").await);
+    let chat = app.group(&a, &[&b]).await;
+    let other = app.group(&a, &[]).await;
+    let path = format!("/chats/{chat}/messages");
+    let original = app.send(&a, chat, "question").await["id"].as_i64().unwrap();
+    let foreign = app.send(&a, other, "elsewhere").await["id"]
+        .as_i64()
+        .unwrap();
+    let gone = app.send(&a, chat, "gone").await["id"].as_i64().unwrap();
+    assert_eq!(
+        app.delete(&format!("{path}/{gone}"), &a.token).await.status,
+        204
+    );
+
+    let r = app
+        .post(
+            &path,
+            &b.token,
+            json!({"text": "answer", "reply_to": original}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.body["reply_to"], original);
+    let reply = r.body["id"].as_i64().unwrap();
+    let r = app
+        .post(
+            &path,
+            &b.token,
+            json!({"text": "no reply", "reply_to": null}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert!(r.body["reply_to"].is_null());
+
+    for bad in [
+        json!(foreign),
+        json!(gone),
+        json!(999_999),
+        json!(0),
+        json!(-1),
+    ] {
+        let r = app
+            .post(&path, &b.token, json!({"text": "x", "reply_to": bad}))
+            .await;
+        assert_invalid(&r, "reply_to");
+    }
+    for wrong in [json!("x"), json!(1.5), json!([original]), json!(true)] {
+        let r = app
+            .post(&path, &b.token, json!({"text": "x", "reply_to": wrong}))
+            .await;
+        assert_invalid(&r, "reply_to");
+    }
+
+    // The reply keeps naming its original after that is deleted.
+    assert_eq!(
+        app.delete(&format!("{path}/{original}"), &a.token)
+            .await
+            .status,
+        204
+    );
+    let page = app.get(&path, &a.token).await;
+    let kept = page.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == reply)
+        .unwrap()
+        .clone();
+    assert_eq!(kept["reply_to"], original);
+}
+
+#[tokio::test]
+async fn mentions_are_members_stored_ascending_without_duplicates() {
+    let app = TestApp::spawn().await;
+    let (a, b, c) = (
+        app.user("a").await,
+        app.user("b").await,
+        app.user("c").await,
+    );
+    let stranger = app.user("s").await;
+    let chat = app.group(&a, &[&b, &c]).await;
+    let path = format!("/chats/{chat}/messages");
+
+    let r = app
+        .post(
+            &path,
+            &a.token,
+            json!({"text": "hi all", "mentions": [c.id, a.id, b.id, c.id, a.id]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let mut expected = vec![a.id, b.id, c.id];
+    expected.sort();
+    assert_eq!(r.body["mentions"], json!(expected));
+    let id = r.body["id"].as_i64().unwrap();
+    let page = app.get(&path, &b.token).await;
+    assert_eq!(page.body["messages"][0]["mentions"], json!(expected));
+    // One row per mention of someone else: the sender's self-mention has none.
+    let mut others = vec![(b.id, chat), (c.id, chat)];
+    others.sort();
+    assert_eq!(mention_rows(&app, id).await, others);
+
+    let plain = app.send(&a, chat, "nobody").await;
+    assert_eq!(plain["mentions"], json!([]));
+
+    // Not members: 422 naming them, nothing sent.
+    let r = app
+        .post(
+            &path,
+            &a.token,
+            json!({"text": "x", "mentions": [b.id, stranger.id, 999_999]}),
+        )
+        .await;
+    assert_invalid(&r, "mentions");
+    let message = r.body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&stranger.id.to_string()) && message.contains("999999"),
+        "{r:?}"
+    );
+    assert!(!message.contains(&format!(" {},", b.id)), "{r:?}");
+    // More than 50 as sent (duplicates count), wrong types.
+    let r = app
+        .post(
+            &path,
+            &a.token,
+            json!({"text": "x", "mentions": vec![b.id; 51]}),
+        )
+        .await;
+    assert_invalid(&r, "mentions");
+    let fifty = app
+        .post(
+            &path,
+            &a.token,
+            json!({"text": "x", "mentions": vec![b.id; 50]}),
+        )
+        .await;
+    assert_eq!(fifty.status, 201, "{fifty:?}");
+    assert_eq!(fifty.body["mentions"], json!([b.id]));
+    for wrong in [
+        json!("1"),
+        json!([1.5]),
+        json!([null]),
+        json!(null),
+        json!([b.id.to_string()]),
+    ] {
+        let r = app
+            .post(&path, &a.token, json!({"text": "x", "mentions": wrong}))
+            .await;
+        assert_invalid(&r, "mentions");
+    }
+    let history = app.get(&format!("{path}?limit=100"), &a.token).await;
+    assert_eq!(history.body["messages"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_repeated_client_id_answers_the_original_with_its_v2_fields() {
+    let app = TestApp::spawn().await;
+    let (a, b) = (app.user("a").await, app.user("b").await);
+    let chat = app.group(&a, &[&b]).await;
+    let path = format!("/chats/{chat}/messages");
+    let first = app.send(&a, chat, "first").await["id"].clone();
+    let body = json!({"text": "re", "client_id": "v2-1", "reply_to": first, "mentions": [b.id]});
+    let created = app.post(&path, &a.token, body.clone()).await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let again = app.post(&path, &a.token, body).await;
+    assert_eq!(again.status, 200, "{again:?}");
+    assert_eq!(again.body, created.body);
+}
+
+#[tokio::test]
+async fn an_edit_changes_the_text_the_mentions_or_both_never_neither() {
+    let app = TestApp::spawn().await;
+    let (a, b, c) = (
+        app.user("a").await,
+        app.user("b").await,
+        app.user("c").await,
+    );
+    let stranger = app.user("s").await;
+    let chat = app.group(&a, &[&b, &c]).await;
+    let r = app
+        .post(
+            &format!("/chats/{chat}/messages"),
+            &a.token,
+            json!({"text": "hey b", "mentions": [b.id]}),
+        )
+        .await;
+    let id = r.body["id"].as_i64().unwrap();
+    let path = format!("/chats/{chat}/messages/{id}");
+    assert_eq!(mention_rows(&app, id).await, vec![(b.id, chat)]);
+
+    // Mentions only: the text stays.
+    let r = app
+        .patch(&path, &a.token, json!({"mentions": [c.id, a.id, c.id]}))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["text"], "hey b");
+    let mut expected = vec![a.id, c.id];
+    expected.sort();
+    assert_eq!(r.body["mentions"], json!(expected));
+    assert_eq!(mention_rows(&app, id).await, vec![(c.id, chat)]);
+    // The update_message event carries them.
+    let events = app.get("/events?since=0", &c.token).await;
+    let update = events.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["type"] == "update_message")
+        .unwrap()
+        .clone();
+    assert_eq!(update["payload"], r.body);
+
+    // Text only: the mentions stay.
+    let r = app.patch(&path, &a.token, json!({"text": "hey c"})).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        (r.body["text"].clone(), r.body["mentions"].clone()),
+        (json!("hey c"), json!(expected))
+    );
+    assert_eq!(mention_rows(&app, id).await, vec![(c.id, chat)]);
+
+    // Neither, a non-member, too many, wrong types: 422, nothing changed.
+    assert_invalid(&app.patch(&path, &a.token, json!({})).await, "body");
+    assert_invalid(
+        &app.patch(&path, &a.token, json!({"mentions": [stranger.id]}))
+            .await,
+        "mentions",
+    );
+    assert_invalid(
+        &app.patch(&path, &a.token, json!({"mentions": vec![b.id; 51]}))
+            .await,
+        "mentions",
+    );
+    assert_invalid(
+        &app.patch(&path, &a.token, json!({"mentions": null})).await,
+        "mentions",
+    );
+    assert_invalid(
+        &app.patch(&path, &a.token, json!({"text": null})).await,
+        "text",
+    );
+    // Both, and clearing the mentions.
+    let r = app
+        .patch(&path, &a.token, json!({"text": "nobody", "mentions": []}))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        (r.body["text"].clone(), r.body["mentions"].clone()),
+        (json!("nobody"), json!([]))
+    );
+    assert_eq!(mention_rows(&app, id).await, vec![]);
+}

@@ -328,7 +328,6 @@ async fn unread_mentions_count_mentions_of_the_caller_after_the_cursor() {
 }
 
 #[tokio::test]
-#[ignore = "needs mentions from branch v2a"]
 async fn unread_mentions_count_messages_sent_with_mentions() {
     let app = TestApp::spawn().await;
     let me = app.user("me").await;

@@ -29,12 +29,17 @@ async fn new_message_payload_equals_the_message_as_rest_returns_it() {
         "create_chat was the peer's first event"
     );
 
-    let mut sent = Vec::new();
+    let mut sent: Vec<Value> = Vec::new();
     for (i, text) in TEXTS.iter().enumerate() {
         // Every other message carries a client_id (with characters JSON must escape too).
         let mut body = json!({ "text": text });
         if i % 2 == 1 {
             body["client_id"] = json!(format!("id-\"{i}\"\\é"));
+        }
+        // And every other one is a reply with mentions (sent unordered, with a duplicate).
+        if i % 2 == 0 && i > 0 {
+            body["reply_to"] = sent[0]["id"].clone();
+            body["mentions"] = json!([peer.id, sender.id, peer.id]);
         }
         let r = app
             .post(&format!("/chats/{chat}/messages"), &sender.token, body)
@@ -44,13 +49,25 @@ async fn new_message_payload_equals_the_message_as_rest_returns_it() {
     }
     assert!(sent.iter().any(|m| m["client_id"].is_null()));
     assert!(sent.iter().any(|m| m["client_id"].is_string()));
+    let mut both = [sender.id, peer.id];
+    both.sort();
+    assert_eq!(sent[2]["mentions"], json!(both), "ascending, deduplicated");
+    assert_eq!(sent[2]["reply_to"], sent[0]["id"]);
+    assert_eq!(sent[1]["mentions"], json!([]));
+    assert!(sent[1]["reply_to"].is_null());
 
     let r = app
         .get(&format!("/chats/{chat}/messages?limit=100"), &sender.token)
         .await;
     assert_eq!(r.status, 200, "{r:?}");
-    let history = r.body["messages"].as_array().unwrap().clone();
+    let mut history = r.body["messages"].as_array().unwrap().clone();
     assert_eq!(history.len(), TEXTS.len());
+    // `my_reactions` is the caller's own, in GET responses only: never in what every member
+    // shares (the event) nor in the send's answer.
+    for m in &mut history {
+        let mine = m.as_object_mut().unwrap().remove("my_reactions");
+        assert_eq!(mine, Some(json!([])), "GET carries my_reactions: {m}");
+    }
 
     let r = app.get("/events?since=0", &peer.token).await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -106,6 +123,9 @@ fn assert_same_keys(a: &Value, b: &Value, what: &str) {
             "created_at",
             "edited_at",
             "id",
+            "mentions",
+            "reactions",
+            "reply_to",
             "sender_id",
             "text"
         ],

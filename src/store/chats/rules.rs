@@ -64,6 +64,15 @@ impl ChatAccess {
         Ok(())
     }
 
+    /// Reacting to a message: any member, while the chat is active (taking a reaction back
+    /// needs only membership).
+    pub fn may_react(&self) -> StoreResult<()> {
+        if !self.is_active {
+            return Err(StoreError::ChatInactive);
+        }
+        Ok(())
+    }
+
     /// Deleting a message sent by `sender`: its sender or the chat's creator.
     pub fn may_delete_message(&self, sender: i64) -> StoreResult<()> {
         forbid_unless(

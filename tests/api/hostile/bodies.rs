@@ -83,7 +83,8 @@ fn endpoints(arena: &Arena) -> Vec<Endpoint> {
             path: format!("/chats/{chat}/messages"),
             caller: Caller::Alice,
             fields: SEND,
-            template: json!({"text": "hi", "client_id": "c-1"}),
+            template: json!({"text": "hi", "client_id": "c-1", "reply_to": message,
+                             "mentions": [arena.bob.id, arena.alice.id]}),
         },
         Endpoint {
             name: "edit message",
@@ -91,7 +92,7 @@ fn endpoints(arena: &Arena) -> Vec<Endpoint> {
             path: format!("/chats/{chat}/messages/{message}"),
             caller: Caller::Alice,
             fields: EDIT,
-            template: json!({"text": "edited"}),
+            template: json!({"text": "edited", "mentions": [arena.bob.id]}),
         },
         Endpoint {
             name: "mark read",

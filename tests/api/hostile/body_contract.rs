@@ -65,8 +65,14 @@ pub const ADD_MEMBERS: &[Field] = &[field("user_ids", Ints, true, false)];
 pub const SEND: &[Field] = &[
     field("text", Str, true, false),
     field("client_id", Str, false, true),
+    field("reply_to", Int, false, true),
+    field("mentions", Ints, false, false),
 ];
-pub const EDIT: &[Field] = &[field("text", Str, true, false)];
+// Either may be left out (leaving out both is the handler's 422); neither takes `null`.
+pub const EDIT: &[Field] = &[
+    field("text", Str, false, false),
+    field("mentions", Ints, false, false),
+];
 pub const READ: &[Field] = &[field("message_id", Int, true, false)];
 
 /// Who sends the request.

@@ -315,6 +315,16 @@ const ID_ROUTES: &[(&str, &str, &str)] = &[
         "{\"text\":\"x\"}",
     ),
     ("DELETE", "/chats/{chat_id}/messages/{message_id}", ""),
+    (
+        "PUT",
+        "/chats/{chat_id}/messages/{message_id}/reactions/%F0%9F%91%8D",
+        "",
+    ),
+    (
+        "DELETE",
+        "/chats/{chat_id}/messages/{message_id}/reactions/%F0%9F%91%8D",
+        "",
+    ),
     ("POST", "/chats/{chat_id}/read", "{\"message_id\":1}"),
 ];
 

@@ -18,6 +18,11 @@ export type ValidationError = Error & {
   errors: FieldError[];
 };
 
+export type TooManyReactionsError = Error & {
+  code?: "too_many_reactions";
+  errors: FieldError[];
+};
+
 export type ResyncRequiredError = Error & {
   code?: "resync_required";
   seq: number;
@@ -128,6 +133,15 @@ export type Message = {
   created_at: Timestamp;
   edited_at: Timestamp | null;
   client_id: string | null;
+  reply_to: number | null;
+  mentions: Id[];
+  reactions: ReactionCount[];
+  my_reactions?: string[];
+};
+
+export type ReactionCount = {
+  emoji: string;
+  count: number;
 };
 
 export type MessageList = {
@@ -158,10 +172,15 @@ export type UnreadTotals = {
 export type SendMessageRequest = {
   text: string;
   client_id?: string | null;
+  reply_to?: number | null;
+  mentions?: Mentions;
 };
 
+export type Mentions = Id[];
+
 export type EditMessageRequest = {
-  text: string;
+  text?: string;
+  mentions?: Mentions;
 };
 
 export type DeletedChat = {
@@ -173,13 +192,22 @@ export type DeletedMessage = {
   chat_id: Id;
 };
 
+export type ReactionChange = {
+  chat_id: Id;
+  message_id: Id;
+  user_id: Id;
+  emoji: string;
+  added: boolean;
+  count: number;
+};
+
 export type ReadReceipt = {
   chat_id: Id;
   user_id: Id;
   message_id: Id;
 };
 
-export type EventFrame = CreateChatEvent | UpdateChatEvent | DeleteChatEvent | NewMessageEvent | UpdateMessageEvent | DeleteMessageEvent | ReadEvent;
+export type EventFrame = CreateChatEvent | UpdateChatEvent | DeleteChatEvent | NewMessageEvent | UpdateMessageEvent | DeleteMessageEvent | ReadEvent | ReactionEvent;
 
 export type EventList = {
   events: EventFrame[];
@@ -228,7 +256,13 @@ export type ReadEvent = {
   payload: ReadReceipt;
 };
 
-export type ServerFrame = CreateChatEvent | UpdateChatEvent | DeleteChatEvent | NewMessageEvent | UpdateMessageEvent | DeleteMessageEvent | ReadEvent | ReadyFrame | TypingFrame | PongFrame | ErrorFrame | ResyncRequiredFrame;
+export type ReactionEvent = {
+  type: "reaction";
+  seq: Seq;
+  payload: ReactionChange;
+};
+
+export type ServerFrame = CreateChatEvent | UpdateChatEvent | DeleteChatEvent | NewMessageEvent | UpdateMessageEvent | DeleteMessageEvent | ReadEvent | ReactionEvent | ReadyFrame | TypingFrame | PongFrame | ErrorFrame | ResyncRequiredFrame;
 
 export type ReadyFrame = {
   type: "ready";
@@ -307,6 +341,8 @@ export interface Operations {
   send_message: { method: "POST"; path: "/chats/{chat_id}/messages" };
   delete_message: { method: "DELETE"; path: "/chats/{chat_id}/messages/{message_id}" };
   edit_message: { method: "PATCH"; path: "/chats/{chat_id}/messages/{message_id}" };
+  add_reaction: { method: "PUT"; path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" };
+  remove_reaction: { method: "DELETE"; path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" };
   list_events: { method: "GET"; path: "/events" };
   connect_notifications: { method: "GET"; path: "/ws/notif" };
   get_health: { method: "GET"; path: "/healthz" };
