@@ -43,6 +43,8 @@ export const ENDPOINTS = {
   send_message: { method: "POST", path: "/chats/{chat_id}/messages" },
   delete_message: { method: "DELETE", path: "/chats/{chat_id}/messages/{message_id}" },
   edit_message: { method: "PATCH", path: "/chats/{chat_id}/messages/{message_id}" },
+  add_reaction: { method: "PUT", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
+  remove_reaction: { method: "DELETE", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
   list_events: { method: "GET", path: "/events" },
   list_chat_reads: { method: "GET", path: "/chats/{chat_id}/reads" },
   get_unread_totals: { method: "GET", path: "/unread" },
@@ -62,8 +64,6 @@ export const ENDPOINTS = {
 
 /** docs/API.md's v2 endpoints, not in openapi.yaml yet (their operation ids are ours). */
 export const V2_ENDPOINTS = {
-  add_reaction: { method: "PUT", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
-  remove_reaction: { method: "DELETE", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
   get_presence: { method: "GET", path: "/presence" },
 } as const satisfies Record<string, { method: Method; path: string }>;
 
@@ -262,11 +262,11 @@ export class MessagesApi extends Caller {
   }
   /** v2 `PUT .../reactions/{emoji}`: idempotent; the emoji is percent-encoded here. */
   react(chatId: Id, messageId: Id, emoji: string, o: CallOptions = {}): Promise<void> {
-    return this.call(V2_ENDPOINTS.add_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
+    return this.call(ENDPOINTS.add_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
   }
   /** v2 `DELETE .../reactions/{emoji}` */
   unreact(chatId: Id, messageId: Id, emoji: string, o: CallOptions = {}): Promise<void> {
-    return this.call(V2_ENDPOINTS.remove_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
+    return this.call(ENDPOINTS.remove_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
   }
   /** v2 `GET /search/messages?q=&chat_id=&before=&limit=`: messages of the caller's chats
    * (or of `chatId`) with every word of `q` (the last one as a prefix), **newest first**;
