@@ -1,6 +1,6 @@
 # rtchat container image: the one rtchat binary on Debian slim.
 #
-#   docker build -t rtchat .
+#   docker build -t rtchat --build-arg RTCHAT_COMMIT=$(git rev-parse --short HEAD) .
 #   docker run -e DATABASE_URL=postgres://... -e JWT_SECRET=... -p 8000:8000 rtchat
 #
 # The binary embeds schema.sql, openapi.yaml and static/ at compile time (include_str!),
@@ -12,8 +12,8 @@ FROM rust:1-bookworm AS builder
 WORKDIR /build
 
 # Dependencies first, against a dummy crate, so this layer stays cached until
-# Cargo.toml or Cargo.lock change. (A build.rs, if one is ever added, must be copied here.)
-COPY Cargo.toml Cargo.lock ./
+# Cargo.toml, Cargo.lock or build.rs change.
+COPY Cargo.toml Cargo.lock build.rs ./
 # The workspace names the load generator's crate: its manifest and a dummy main make the
 # workspace load; its sources never enter the image.
 COPY bench/Cargo.toml ./bench/
@@ -29,6 +29,10 @@ RUN mkdir -p src bench/src \
 COPY src ./src
 COPY schema.sql openapi.yaml ./
 COPY static ./static
+# The commit that `rtchat_build_info` names (the context has no .git, so build.rs cannot ask
+# git): `docker build --build-arg RTCHAT_COMMIT=$(git rev-parse --short HEAD) .`. Declared
+# after the dependency layer, so a new commit does not rebuild the dependencies.
+ARG RTCHAT_COMMIT=unknown
 RUN rm -rf target/release/.fingerprint/rtchat-* \
            target/release/deps/rtchat-* \
            target/release/deps/librtchat-* \

@@ -229,6 +229,31 @@ ALTER INDEX messages_text_search_idx ALTER COLUMN 1 SET STATISTICS 1000;
 -- view: messages_chat_id_sender_idx serves unread_count and message_mentions_pkey
 -- unread_mentions, each an index-only range after the read cursor stopped at 10,000 rows.
 -- GET /chats/{id}/reads is a range of chat_members_pkey.
+-- @migration 4: presence
+-- When the user's last socket over all processes closed (src/delivery/presence.rs): set by
+-- every socket close (the latest close wins), so two processes closing a user's last two
+-- sockets at once need no lock between them; while a socket is open it is not shown. Not a
+-- column of `users`: every event append locks the recipients' user rows to number their
+-- events, so a presence batch writing thousands of them would hold up sends to those users
+-- (and could deadlock with them).
+CREATE TABLE IF NOT EXISTS presence_last_seen (
+    user_id      bigint      NOT NULL,
+    last_seen_at timestamptz NOT NULL,
+    CONSTRAINT presence_last_seen_pkey PRIMARY KEY (user_id)
+);
+
+-- One row per (process, user) while that process holds at least one socket of the user,
+-- written in batches by the process's presence task. A user is online while a row of theirs
+-- belongs to a process with a live lease (process_leases); the rows of a lapsed process are
+-- deleted by whichever live process notices first. No foreign key to the lease: a process
+-- may write its first rows before its first lease renewal.
+CREATE TABLE IF NOT EXISTS presence_sockets (
+    process_id bigint NOT NULL,
+    user_id    bigint NOT NULL,
+    CONSTRAINT presence_sockets_pkey PRIMARY KEY (process_id, user_id)
+);
+-- Whether a user is online (GET /presence, the presence task's recomputation).
+CREATE INDEX IF NOT EXISTS presence_sockets_user_idx ON presence_sockets (user_id);
 
 -- @functions
 -- Appends events to the log: inserts each event body once, locks every recipient's user row

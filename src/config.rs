@@ -99,6 +99,9 @@ pub struct Config {
     pub search_timeout: Duration,
     /// Message searches per user per second (see `limits`).
     pub rate_searches_per_sec: f64,
+    /// How long a user's last socket must stay closed before they are announced offline
+    /// (src/delivery/presence.rs); the same on every process.
+    pub presence_grace: Duration,
     /// Failures a test injects into the delivery tasks; nothing else sets them.
     #[doc(hidden)]
     pub faults: Faults,
@@ -237,6 +240,12 @@ impl Config {
             )?),
             rate_searches_per_sec: ranged(&get, "RTCHAT_RATE_SEARCHES_PER_SEC", 1, 1_000_000)?
                 as f64,
+            presence_grace: Duration::from_secs(ranged(
+                &get,
+                "RTCHAT_PRESENCE_GRACE_SECS",
+                0,
+                3600,
+            )?),
             faults: Faults::default(),
             log_format: get("RTCHAT_LOG_FORMAT")
                 .unwrap_or_else(|| default_of("RTCHAT_LOG_FORMAT").into()),

@@ -1,8 +1,8 @@
 //! Process leases: each rtchat process holds a row in `process_leases` that it renews every
 //! `RTCHAT_LEASE_RENEW_SECS` and that lapses after `LEASE_TTL_RENEWALS` missed renewals, so
 //! every process knows how many live processes share the database. The rate limits divide
-//! their budgets by that number (src/limits.rs); the rows are keyed by a random process id so
-//! that a later feature (presence) can hang per-process state off them.
+//! their budgets by that number (src/limits.rs); presence hangs each process's rows off its
+//! lease (src/delivery/presence.rs), which is why the process id comes from delivery.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -44,9 +44,14 @@ impl LiveProcesses {
 /// Holds this process's lease, renewed every `renew`, until `shutdown`, then gives it up;
 /// keeps `live` at the number of live processes. Spawned once by `server::run` on the
 /// session tracker, so that shutdown waits for the lease to be deleted.
-pub async fn run(pool: Pool, renew: Duration, live: LiveProcesses, shutdown: CancellationToken) {
-    // Random, so processes need no coordination to pick one; 63 bits make a clash negligible.
-    let process_id = (rand::random::<u64>() >> 1) as i64;
+/// `process_id` is also this process's in `presence_sockets` (delivery picks it).
+pub async fn run(
+    pool: Pool,
+    process_id: i64,
+    renew: Duration,
+    live: LiveProcesses,
+    shutdown: CancellationToken,
+) {
     let ttl = renew * LEASE_TTL_RENEWALS;
     let mut tick = tokio::time::interval(renew);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -74,6 +74,11 @@ impl Revoked {
             .contains_key(&session_id)
     }
 
+    /// Entries held (expired ones included until the next insert forgets them).
+    pub fn size(&self) -> usize {
+        self.sessions.lock().expect("revoked lock poisoned").len()
+    }
+
     /// Adds sessions; returns those that were not known yet.
     pub fn insert(&self, ids: &[i64]) -> Vec<i64> {
         let now = Instant::now();

@@ -65,6 +65,7 @@ pub enum Route {
     Reads,
     Unread,
     SearchMessages,
+    Presence,
 }
 
 /// Path templates (matchit syntax) and their routes.
@@ -100,6 +101,7 @@ pub const ROUTES: &[(&str, Route)] = &[
     ("/chats/{chat_id}/reads", Route::Reads),
     ("/unread", Route::Unread),
     ("/search/messages", Route::SearchMessages),
+    ("/presence", Route::Presence),
 ];
 
 impl Route {
@@ -108,7 +110,9 @@ impl Route {
         use Route::*;
         match self {
             Index | Docs | DocsAsset | StaticAsset | OpenApi | Healthz | Readyz | Metrics | Me
-            | Users | User | Events | WsNotif | Reads | Unread | SearchMessages => &[Method::GET],
+            | Users | User | Events | WsNotif | Reads | Unread | SearchMessages | Presence => {
+                &[Method::GET]
+            }
             Register | Login | Refresh | Logout | Members | Read => &[Method::POST],
             Chats | Messages => &[Method::GET, Method::POST],
             Chat => &[Method::GET, Method::PATCH, Method::DELETE],
@@ -342,6 +346,7 @@ async fn dispatch(
         (Reads { chat_id }, Get) => reads::list_reads(ctx, chat_id).await,
         (Unread, Get) => reads::get_unread(ctx).await,
         (SearchMessages, Get) => search::search_messages(ctx).await,
+        (Presence, Get) => presence::get_presence(ctx).await,
         (WsNotif, Get) => unreachable!("upgraded above"),
         // What `Route::methods` refuses, refused above; listed so that a new endpoint or
         // method cannot compile without an answer.
@@ -361,7 +366,8 @@ async fn dispatch(
             | WsNotif
             | Reads { .. }
             | Unread
-            | SearchMessages,
+            | SearchMessages
+            | Presence,
             Post | Put | Patch | Delete,
         )
         | (

@@ -61,6 +61,7 @@ pub async fn run(
     // On the session tracker, so shutdown waits for the lease to be given up.
     state.sessions.spawn(leases::run(
         state.pool.clone(),
+        state.delivery.process_id(),
         state.config.lease_renew,
         state.limits.live_processes.clone(),
         state.shutdown.clone(),
@@ -238,6 +239,7 @@ async fn build_state(config: Config) -> Result<Arc<AppState>, String> {
         pool.clone(),
         revoked.clone(),
         metrics.task_restarts(),
+        metrics.delivery.clone(),
     );
     Ok(Arc::new(AppState {
         auth: Auth::new(secret.as_bytes(), config.token_ttl),

@@ -30,6 +30,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "RTCHAT_EVENT_RETENTION_DAYS", default: "30", help: "how long events are kept for `since` replay" },
     Setting { name: "RTCHAT_SHUTDOWN_GRACE_SECS", default: "10", help: "how long shutdown waits for in-flight requests" },
     Setting { name: "RTCHAT_LEASE_RENEW_SECS", default: "5", help: "how often a process renews its row in `process_leases` (a lease lapses after 3 missed renewals); the rate limits are shared evenly among the processes with a live lease" },
+    Setting { name: "RTCHAT_PRESENCE_GRACE_SECS", default: "5", help: "a user whose last socket (over all processes) closed is announced offline only after this long without one, so a reconnect does not flap; the same on every process. A SIGKILLed process's users are announced offline within 4 × `RTCHAT_LEASE_RENEW_SECS` + this (25 s with the defaults)" },
     Setting { name: "RTCHAT_RATE_MESSAGES_PER_SEC", default: "10", help: "message sends and edits, and read cursor moves, per user per second, sustained" },
     Setting { name: "RTCHAT_RATE_MESSAGES_BURST", default: "30", help: "message sends and edits, and read cursor moves, per user in a burst" },
     Setting { name: "RTCHAT_RATE_TYPING_PER_SEC", default: "2", help: "typing frames per user per second (bursts of 5; also one per chat per 2 s)" },

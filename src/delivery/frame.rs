@@ -1,5 +1,5 @@
 //! The text of the frames delivery hands to sockets: a durable event's, built from a
-//! template once per event, and `typing`'s.
+//! template once per event, and the ephemeral ones (`typing`, `presence`).
 
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -82,6 +82,24 @@ pub fn typing_frame(chat_id: i64, user_id: i64) -> Utf8Bytes {
     json!({"type": "typing", "payload": {"chat_id": chat_id, "user_id": user_id}})
         .to_string()
         .into()
+}
+
+/// `presence`: `user_id` went online or offline (ephemeral, not logged); `last_seen_at` is
+/// null while online.
+pub fn presence_frame(
+    user_id: i64,
+    online: bool,
+    last_seen_at: Option<&chrono::DateTime<chrono::Utc>>,
+) -> Utf8Bytes {
+    let last_seen_at = last_seen_at
+        .filter(|_| !online)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+    json!({
+        "type": "presence",
+        "payload": {"user_id": user_id, "online": online, "last_seen_at": last_seen_at},
+    })
+    .to_string()
+    .into()
 }
 
 #[cfg(test)]

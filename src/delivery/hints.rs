@@ -10,6 +10,10 @@ const MAX_PAYLOAD: usize = 7000;
 const MAX_PAIR_LEN: usize = 44;
 pub(super) const PAIRS_PER_HINT: usize = (MAX_PAYLOAD - 100) / MAX_PAIR_LEN;
 
+/// The most one `user,` of a presence hint can take, and how many go in one.
+const MAX_USER_LEN: usize = 21;
+pub(super) const USERS_PER_HINT: usize = (MAX_PAYLOAD - 100) / MAX_USER_LEN;
+
 /// One NOTIFY payload.
 #[derive(Serialize, Deserialize, Debug, Default, PartialEq)]
 pub(super) struct Hint {
@@ -26,6 +30,10 @@ pub(super) struct Hint {
     /// a NOTIFY).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) y: Vec<(i64, i64)>,
+    /// Users whose sockets opened or closed, or whose crashed process was reaped: their
+    /// presence over all processes may have changed (each process reads it itself).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) p: Vec<i64>,
 }
 
 /// The sending process of a hint, read from its start without parsing the rest: `Hint`

@@ -14,7 +14,9 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
 use super::frame::FrameTemplate;
+use super::presence::Transitions;
 use super::queue::{CapReached, Push, QueueBounds, Subscriber, Subscription};
+use crate::metrics::{FrameType, Origin, Stamp};
 use crate::store::events::Outbox;
 
 /// The registry of this process's sessions by user.
@@ -28,6 +30,9 @@ pub struct Hub {
     pub(super) sockets: AtomicUsize,
     /// Frames handed to socket queues (each counts once per socket).
     pub delivered: AtomicU64,
+    /// Users whose count of sockets here left or reached 0, for the presence task; written
+    /// under the `sessions` lock, so in the order the counts changed.
+    pub(super) transitions: Transitions,
 }
 
 impl Hub {
@@ -72,6 +77,9 @@ impl Hub {
                 }
                 return Err(CapReached::User);
             }
+            if list.is_empty() {
+                self.transitions.opened(user_id);
+            }
             list.push(Arc::new(subscriber));
             self.sockets.fetch_add(1, Ordering::Relaxed);
         }
@@ -99,11 +107,12 @@ impl Hub {
             .expect("no cap")
     }
 
-    /// Hands committed events to the sockets of their recipients in this process.
+    /// Hands committed events to the sockets of their recipients in this process;
+    /// `committed` is when their transaction committed.
     ///
     /// The lock is held only to look up the recipients' sockets; their frames are built and
     /// queued after it is released (a 1000-member chat builds 1000 frames).
-    pub fn publish(&self, outbox: &Outbox) {
+    pub fn publish(&self, outbox: &Outbox, committed: Stamp) {
         let sessions = self.sessions.lock().expect("hub lock poisoned");
         if sessions.is_empty() {
             return;
@@ -123,20 +132,27 @@ impl Hub {
         drop(sessions);
         let mut offered = 0;
         let mut start = 0;
-        let mut template: Option<(usize, FrameTemplate)> = None;
+        let mut template: Option<(usize, FrameTemplate, FrameType)> = None;
         for (index, seq, end) in recipients {
             // Each event's text around the seq is written once; each user's frame is that
             // and the seq's digits, shared by the user's sockets.
-            let template = match &mut template {
-                Some((at, template)) if *at == index => template,
+            let (template, kind) = match &mut template {
+                Some((at, template, kind)) if *at == index => (&*template, *kind),
                 slot => {
                     let event = &outbox.events[index];
-                    &slot
-                        .insert((index, FrameTemplate::new(event.kind, &event.payload)))
-                        .1
+                    let kind = FrameType::of_event(event.kind);
+                    let (_, template, _) =
+                        slot.insert((index, FrameTemplate::new(event.kind, &event.payload), kind));
+                    (&*template, kind)
                 }
             };
-            offered += offer_event(&targets[start..end], seq, template.frame(seq));
+            let pushed = Pushed {
+                seq,
+                kind,
+                at: committed,
+                origin: Origin::Local,
+            };
+            offered += offer_event(&targets[start..end], pushed, template.frame(seq));
             start = end;
         }
         self.count(offered);
@@ -153,16 +169,20 @@ impl Hub {
     }
 
     /// Tells the sessions that delivered less than the given seq of their user to read the
-    /// log (hints from other processes, and the sweep).
-    pub fn wake_behind(&self, seqs: &[(i64, i64)]) {
+    /// log (the sweep); returns how many events they lack, summed over the sockets.
+    pub fn wake_behind(&self, seqs: &[(i64, i64)]) -> u64 {
         let sessions = self.sessions.lock().expect("hub lock poisoned");
+        let mut missing = 0;
         for (user_id, seq) in seqs {
             for s in sessions.get(user_id).into_iter().flatten() {
-                if s.delivered.load(Ordering::Relaxed) < *seq {
+                let delivered = s.delivered.load(Ordering::Relaxed);
+                if delivered < *seq {
+                    missing += seq.abs_diff(delivered);
                     self.offer(s, Push::CatchUp);
                 }
             }
         }
+        missing
     }
 
     /// Closes the sockets of these login sessions (4001).
@@ -202,15 +222,15 @@ impl Hub {
             .collect()
     }
 
-    /// Pushes logged events `(user, seq, frame)` to the sockets of their users (they skip
-    /// what they have). One lock for the batch; the pushes are queued after it is released,
-    /// in the batch's order.
-    pub fn push_events(&self, events: Vec<(i64, i64, Utf8Bytes)>) {
+    /// Pushes logged events `(user, seq, type, frame)` to the sockets of their users (they
+    /// skip what they have); `arrived` is when their hint arrived. One lock for the batch;
+    /// the pushes are queued after it is released, in the batch's order.
+    pub fn push_events(&self, events: Vec<(i64, i64, FrameType, Utf8Bytes)>, arrived: Stamp) {
         let mut targets: Vec<Arc<Subscriber>> = Vec::new();
         let mut ends: Vec<usize> = Vec::with_capacity(events.len());
         {
             let sessions = self.sessions.lock().expect("hub lock poisoned");
-            for (user_id, _, _) in &events {
+            for (user_id, _, _, _) in &events {
                 if let Some(list) = sessions.get(user_id) {
                     targets.extend(list.iter().cloned());
                 }
@@ -219,8 +239,14 @@ impl Hub {
         }
         let mut offered = 0;
         let mut start = 0;
-        for ((_, seq, frame), end) in events.into_iter().zip(ends) {
-            offered += offer_event(&targets[start..end], seq, frame);
+        for ((_, seq, kind, frame), end) in events.into_iter().zip(ends) {
+            let pushed = Pushed {
+                seq,
+                kind,
+                at: arrived,
+                origin: Origin::Remote,
+            };
+            offered += offer_event(&targets[start..end], pushed, frame);
             start = end;
         }
         self.count(offered);
@@ -244,15 +270,19 @@ impl Hub {
         }
     }
 
-    /// Sends an ephemeral frame to the sockets of `user_ids`; dropped where a queue is full
-    /// (typing is best-effort: a socket is not closed for it).
-    pub fn send_ephemeral(&self, user_ids: &[i64], frame: Utf8Bytes) {
+    /// Sends an ephemeral frame of type `kind` to the sockets of `user_ids`; dropped where
+    /// a queue is full (typing and presence are best-effort: a socket is not closed for
+    /// them). How many sockets took it.
+    pub fn send_ephemeral(&self, user_ids: &[i64], kind: FrameType, frame: Utf8Bytes) -> u64 {
         let sessions = self.sessions.lock().expect("hub lock poisoned");
+        let mut queued = 0;
         for user_id in user_ids {
             for s in sessions.get(user_id).into_iter().flatten() {
-                let _ = enqueue(s, Push::Ephemeral(frame.clone()));
+                let frame = frame.clone();
+                queued += u64::from(enqueue(s, Push::Ephemeral { kind, frame }).is_ok());
             }
         }
+        queued
     }
 
     /// Open sockets in this process.
@@ -311,18 +341,44 @@ fn enqueue(s: &Subscriber, push: Push) -> Result<(), Refused> {
     })
 }
 
+/// One event's push, but its frame.
+#[derive(Clone, Copy)]
+struct Pushed {
+    seq: i64,
+    kind: FrameType,
+    at: Stamp,
+    origin: Origin,
+}
+
+impl Pushed {
+    fn with(self, frame: Utf8Bytes) -> Push {
+        let Pushed {
+            seq,
+            kind,
+            at,
+            origin,
+        } = self;
+        Push::Event {
+            seq,
+            frame,
+            kind,
+            at,
+            origin,
+        }
+    }
+}
+
 /// Queues one event for the sockets of one user; how many took it. The last socket gets
 /// the frame itself: most users have one socket, and the bytes are then never shared.
-fn offer_event(sockets: &[Arc<Subscriber>], seq: i64, frame: Utf8Bytes) -> u64 {
+fn offer_event(sockets: &[Arc<Subscriber>], pushed: Pushed, frame: Utf8Bytes) -> u64 {
     let Some((last, others)) = sockets.split_last() else {
         return 0;
     };
     let mut offered = 0;
     for s in others {
-        let frame = frame.clone();
-        offered += u64::from(offer(s, Push::Event { seq, frame }));
+        offered += u64::from(offer(s, pushed.with(frame.clone())));
     }
-    offered + u64::from(offer(last, Push::Event { seq, frame }))
+    offered + u64::from(offer(last, pushed.with(frame)))
 }
 
 #[cfg(test)]

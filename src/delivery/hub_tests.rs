@@ -8,6 +8,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use super::*;
 use crate::delivery::frame::FrameTemplate;
 use crate::delivery::queue::{CapReached, Push, QueueBounds, Subscription};
+use crate::metrics::{FrameType, Origin, Stamp};
 use crate::store::events::{self, Outbox};
 
 #[tokio::test]
@@ -35,14 +36,34 @@ async fn publish_hands_each_socket_its_users_frame_in_order() {
             deliveries: vec![(2, 4)],
         },
     ]);
-    hub.publish(&outbox);
-    let expect = |sub: &mut Subscription, seq: i64, kind: &str, payload: &str| match sub.try_recv()
-    {
-        Some(Push::Event { seq: got, frame }) => {
-            assert_eq!(got, seq);
-            assert_eq!(frame.as_str(), events::frame(kind, seq, payload));
-        }
-        other => panic!("expected event {seq}, got {other:?}"),
+    let committed = Stamp::now();
+    hub.publish(&outbox, committed);
+    let arrived = Stamp::now();
+    // Pushes carry the frame's type and when (and from what) their latency is measured.
+    let expect_push =
+        |sub: &mut Subscription, seq, kind: &str, payload: &str, from| match sub.try_recv() {
+            Some(Push::Event {
+                seq: got,
+                frame,
+                kind: frame_type,
+                at,
+                origin,
+            }) => {
+                assert_eq!(got, seq);
+                assert_eq!(frame.as_str(), events::frame(kind, seq, payload));
+                assert_eq!(frame_type, FrameType::of_event(kind));
+                assert_eq!(frame_type.label(), kind);
+                assert_eq!((at, origin), from);
+            }
+            other => panic!("expected event {seq}, got {other:?}"),
+        };
+    let expect = |sub: &mut Subscription, seq: i64, kind: &str, payload: &str| {
+        let from = if kind == "read" && seq >= 5 {
+            (arrived, Origin::Remote) // the `push_events` below
+        } else {
+            (committed, Origin::Local)
+        };
+        expect_push(sub, seq, kind, payload, from)
     };
     expect(&mut a1, 7, "new_message", payload);
     expect(&mut a2, 7, "new_message", payload);
@@ -52,11 +73,15 @@ async fn publish_hands_each_socket_its_users_frame_in_order() {
     assert_eq!(hub.delivered.load(Ordering::Relaxed), 4);
 
     let read = FrameTemplate::new("read", "{}");
-    hub.push_events(vec![
-        (2, 5, read.frame(5)),
-        (3, 1, read.frame(1)),
-        (2, 6, read.frame(6)),
-    ]);
+    let r = FrameType::Read;
+    hub.push_events(
+        vec![
+            (2, 5, r, read.frame(5)),
+            (3, 1, r, read.frame(1)),
+            (2, 6, r, read.frame(6)),
+        ],
+        arrived,
+    );
     expect(&mut b, 5, "read", "{}");
     expect(&mut b, 6, "read", "{}");
     assert_eq!(hub.delivered.load(Ordering::Relaxed), 6);
@@ -93,11 +118,11 @@ fn a_queue_is_bounded_by_the_bytes_of_its_frames() {
     // Four 16 KiB frames fill 64 KiB exactly; the fifth overflows, long before the
     // frame bound.
     for seq in 1..=4 {
-        hub.publish(&big_event(seq, 16 * 1024));
+        hub.publish_now(&big_event(seq, 16 * 1024));
         assert!(!slow.overflow.is_cancelled(), "overflowed at {seq}");
     }
     assert_eq!(slow.queued.load(Ordering::Relaxed), 64 * 1024);
-    hub.publish(&big_event(5, 16 * 1024));
+    hub.publish_now(&big_event(5, 16 * 1024));
     assert!(slow.overflow.is_cancelled());
     assert_eq!(slow.queued.load(Ordering::Relaxed), 64 * 1024);
     // What the session takes is released.
@@ -109,9 +134,9 @@ fn a_queue_is_bounded_by_the_bytes_of_its_frames() {
 
     // An empty queue takes one frame of any size; typing never closes a socket.
     let mut other = hub.subscribe(1, 11, bounds);
-    hub.publish(&big_event(6, 100 * 1024));
+    hub.publish_now(&big_event(6, 100 * 1024));
     assert!(!other.overflow.is_cancelled());
-    hub.send_ephemeral(&[1], Utf8Bytes::from_static("{}"));
+    hub.send_ephemeral(&[1], FrameType::Typing, Utf8Bytes::from_static("{}"));
     assert!(!other.overflow.is_cancelled());
     assert!(matches!(other.try_recv(), Some(Push::Event { seq: 6, .. })));
     assert!(
@@ -142,4 +167,41 @@ fn socket_caps_are_checked_and_taken_under_one_lock() {
     assert!(!hub.connected_users().contains(&3));
     drop(a);
     assert!(hub.try_subscribe(3, 30, bounds, 3, 2).is_ok());
+}
+
+impl Hub {
+    fn publish_now(&self, outbox: &Outbox) {
+        self.publish(outbox, Stamp::now());
+    }
+}
+
+#[test]
+fn a_push_stays_as_small_as_before_it_carried_metrics() {
+    // Every socket's queue holds blocks of 32 pushes, allocated with the socket.
+    assert!(
+        std::mem::size_of::<Push>() <= 48,
+        "{}",
+        std::mem::size_of::<Push>()
+    );
+}
+
+#[test]
+fn the_sweep_counts_the_events_each_socket_lacks() {
+    let hub = Arc::new(Hub::default());
+    let bounds = QueueBounds {
+        frames: 16,
+        bytes: 1 << 20,
+    };
+    let mut a1 = hub.subscribe(1, 10, bounds);
+    let a2 = hub.subscribe(1, 11, bounds);
+    let b = hub.subscribe(2, 20, bounds);
+    let starting = hub.subscribe(3, 30, bounds);
+    a1.delivered.store(5, Ordering::Relaxed);
+    a2.delivered.store(7, Ordering::Relaxed);
+    b.delivered.store(3, Ordering::Relaxed);
+    // a1 lacks 2, a2 nothing, b nothing; a socket still starting (it has not read where
+    // it begins) is not behind.
+    assert_eq!(hub.wake_behind(&[(1, 7), (2, 3), (3, 9)]), 2);
+    assert!(matches!(a1.try_recv(), Some(Push::CatchUp)));
+    drop(starting);
 }

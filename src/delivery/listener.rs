@@ -23,6 +23,7 @@ use super::hints::{origin, parse_hint};
 use super::hub::Hub;
 use super::notifier::{keep_highest, CHANNEL};
 use super::Delivery;
+use crate::metrics::{FrameType, Stamp};
 use crate::store::events as log;
 
 /// Backoff bounds for the listener's reconnects.
@@ -78,7 +79,8 @@ async fn listen_once(
     config.application_name("rtchat-listener");
     config.connect_timeout(Duration::from_secs(5));
     let (client, mut connection) = config.connect(NoTls).await.map_err(|e| e.to_string())?;
-    let (tx, mut rx) = mpsc::channel::<String>(LISTEN_QUEUE);
+    // Each hint with when it arrived (for the latency of what it delivers).
+    let (tx, mut rx) = mpsc::channel::<(Stamp, String)>(LISTEN_QUEUE);
     let own = state.notifier.instance;
     let driver_state = state.clone();
     // Cleared by the driver when the connection ends, before it marks the set stale: checked
@@ -98,7 +100,8 @@ async fn listen_once(
                         if origin(n.payload()) == Some(own) {
                             continue;
                         }
-                        if tx.send(n.payload().to_string()).await.is_err() {
+                        let arrived = Stamp::now();
+                        if tx.send((arrived, n.payload().to_string())).await.is_err() {
                             break;
                         }
                     }
@@ -139,10 +142,13 @@ async fn listen_once(
         state.mark_down();
         return Err("the listener connection closed while catching up".into());
     }
+    state.metrics.listening();
     tracing::info!("listening for other processes' events");
     *up_since = Some(Instant::now());
-    // Hints sent while we were not listening are gone: every local session re-reads.
+    // Hints sent while we were not listening are gone: every local session re-reads, and
+    // presence rewrites this process's rows and reloads everyone's state.
     state.hub.wake_all();
+    state.presence.request_resync();
     loop {
         let first = tokio::select! {
             biased;
@@ -153,14 +159,15 @@ async fn listen_once(
             },
         };
         // Whatever else has arrived meanwhile is handled with it: one log read per batch.
+        let (arrived, first) = first;
         let mut payloads = vec![first];
         while payloads.len() < HINT_BATCH {
             match rx.try_recv() {
-                Ok(payload) => payloads.push(payload),
+                Ok((_, payload)) => payloads.push(payload),
                 Err(_) => break,
             }
         }
-        handle(state, &payloads).await;
+        handle(state, &payloads, arrived).await;
     }
     state.mark_down();
     match driver.await {
@@ -171,8 +178,9 @@ async fn listen_once(
 
 /// Handles a batch of hints from other processes: revocations and typing at once; for
 /// events, one query reads what the local sockets lack and the hub pushes it to them, so
-/// a message to N members on this process costs one read, not N.
-async fn handle(state: &Delivery, payloads: &[String]) {
+/// a message to N members on this process costs one read, not N. `arrived` is when the
+/// batch's first (oldest) hint arrived.
+async fn handle(state: &Delivery, payloads: &[String], arrived: Stamp) {
     let hub: &Hub = &state.hub;
     let mut seqs: Vec<(i64, i64)> = Vec::new();
     let mut typing: Vec<(i64, i64)> = Vec::new();
@@ -192,6 +200,9 @@ async fn handle(state: &Delivery, payloads: &[String]) {
         }
         typing.extend(hint.y);
         seqs.extend(hint.e);
+        if !hint.p.is_empty() {
+            state.presence.changed(&hint.p);
+        }
     }
     if !typing.is_empty() && hub.socket_count() > 0 {
         forward_typing(state, &typing).await;
@@ -226,11 +237,12 @@ async fn handle(state: &Delivery, payloads: &[String]) {
             &uptos,
             |kind, payload, users, seqs| {
                 let template = FrameTemplate::new(kind, payload);
+                let kind = FrameType::of_event(kind);
                 events.extend(
                     users
                         .into_iter()
                         .zip(seqs)
-                        .map(|(user, seq)| (user, seq, template.frame(seq))),
+                        .map(|(user, seq)| (user, seq, kind, template.frame(seq))),
                 );
             },
         )
@@ -241,8 +253,8 @@ async fn handle(state: &Delivery, payloads: &[String]) {
         Ok(()) => {
             // Each user's events in seq order (a session reads the log when one is out of
             // order). Frames are built outside the hub's lock; one lock for the batch.
-            events.sort_unstable_by_key(|(user, seq, _)| (*user, *seq));
-            hub.push_events(events);
+            events.sort_unstable_by_key(|(user, seq, _, _)| (*user, *seq));
+            hub.push_events(events, arrived);
         }
         // The sockets read the log themselves, later.
         Err(_) => hub.wake(&users),
@@ -274,8 +286,10 @@ async fn forward_typing(state: &Delivery, typing: &[(i64, i64)]) {
             continue;
         }
         let others: Vec<i64> = members.iter().copied().filter(|u| *u != typist).collect();
-        state
-            .hub
-            .send_ephemeral(&others, super::typing_frame(chat, typist));
+        state.hub.send_ephemeral(
+            &others,
+            FrameType::Typing,
+            super::typing_frame(chat, typist),
+        );
     }
 }

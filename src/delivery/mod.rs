@@ -6,6 +6,7 @@
 //! - `notifier`: coalesced hints to the other processes (`hints` is their wire form);
 //! - `listener`: the LISTEN connection, waking local sockets for the other processes' events;
 //! - `sweep`: the safety net for a lost hint;
+//! - `presence`: who is online over all processes, and telling their chat partners;
 //! - `writers`: the send writers (group commit of `POST /chats/{id}/messages`).
 //!
 //! It owns its background tasks and supervises them (`supervise`): a task that ends while the
@@ -17,6 +18,7 @@ mod hints;
 mod hub;
 mod listener;
 mod notifier;
+mod presence;
 mod queue;
 mod supervise;
 mod sweep;
@@ -30,6 +32,7 @@ use deadpool_postgres::{Pool, Transaction};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Faults};
+use crate::metrics::{DeliveryMetrics, FrameType, Stamp};
 use crate::revocation::Revoked;
 use crate::store::events::{self as log, Outbox, Stored};
 use crate::store::StoreResult;
@@ -63,7 +66,11 @@ pub struct Delivery {
     stop_writers: CancellationToken,
     /// Task restarts by task (`rtchat_task_restarts_total`).
     restarts: prometheus::IntCounterVec,
+    /// Batches, sweep findings, listener reconnects (the sockets count their own).
+    metrics: Arc<DeliveryMetrics>,
     sweep_interval: Duration,
+    /// This process's presence rows and its view of everyone's presence.
+    presence: presence::Presence,
     database_url: String,
     faults: Faults,
 }
@@ -76,6 +83,7 @@ impl Delivery {
         pool: Pool,
         revoked: Arc<Revoked>,
         restarts: prometheus::IntCounterVec,
+        metrics: Arc<DeliveryMetrics>,
     ) -> Arc<Delivery> {
         Arc::new(Delivery {
             pool,
@@ -89,7 +97,15 @@ impl Delivery {
             stop_background: CancellationToken::new(),
             stop_writers: CancellationToken::new(),
             restarts,
+            metrics,
             sweep_interval: config.sweep_interval,
+            // Random, so processes need no coordination to pick one; 63 bits make a clash
+            // negligible. Also this process's lease (`leases::run`).
+            presence: presence::Presence::new(
+                (rand::random::<u64>() >> 1) as i64,
+                config.presence_grace,
+                config.lease_renew,
+            ),
             database_url: config
                 .database_url
                 .as_ref()
@@ -112,6 +128,10 @@ impl Delivery {
         let d = self.clone();
         self.supervise("sweep", &self.stop_background, move || {
             sweep::run(d.clone())
+        });
+        let d = self.clone();
+        self.supervise("presence", &self.stop_background, move || {
+            presence::run(d.clone())
         });
         for queue in self.sends.receivers() {
             let d = self.clone();
@@ -155,15 +175,15 @@ impl Delivery {
     pub async fn commit(&self, tx: Transaction<'_>, mut outbox: Outbox) -> StoreResult<()> {
         outbox.write(&tx).await?;
         tx.commit().await?;
-        self.publish(outbox);
+        self.publish(outbox, Stamp::now());
         Ok(())
     }
 
     /// Hands committed events to this process's sockets and hints the other processes.
-    /// Call only after the commit.
-    pub fn publish(&self, outbox: Outbox) {
+    /// Call only after the commit; `committed` is when it happened.
+    fn publish(&self, outbox: Outbox, committed: Stamp) {
         if !outbox.events.is_empty() {
-            self.hub.publish(&outbox);
+            self.hub.publish(&outbox, committed);
             self.notifier.events(
                 outbox
                     .events
@@ -208,9 +228,35 @@ impl Delivery {
         self.hub.socket_count()
     }
 
+    /// This process's id in `process_leases` and `presence_sockets`.
+    pub fn process_id(&self) -> i64 {
+        self.presence.process_id
+    }
+
+    /// Presence frames queued to this process's sockets so far.
+    pub fn presence_frames(&self) -> u64 {
+        self.presence.frames.load(Ordering::Relaxed)
+    }
+
+    /// Users online over all processes, as this process knows them (those within the grace
+    /// period after their last close included, as `GET /presence` shows them).
+    pub fn online_users(&self) -> usize {
+        self.presence.online.load(Ordering::Relaxed)
+    }
+
     /// Frames handed to socket queues so far.
     pub fn frames_queued(&self) -> u64 {
         self.hub.delivered.load(Ordering::Relaxed)
+    }
+
+    /// Message sends waiting for a send writer.
+    pub fn send_queue_depth(&self) -> usize {
+        self.sends.depth()
+    }
+
+    /// Whether the LISTEN connection is up.
+    pub fn listening(&self) -> bool {
+        self.listening.load(Ordering::Relaxed)
     }
 
     /// `user_id` is typing in `chat_id`: tells `others` (the chat's other members) here, and
@@ -218,7 +264,7 @@ impl Delivery {
     pub fn typing(&self, chat_id: i64, user_id: i64, others: &[i64]) {
         self.notifier.typing(chat_id, user_id);
         self.hub
-            .send_ephemeral(others, typing_frame(chat_id, user_id));
+            .send_ephemeral(others, FrameType::Typing, typing_frame(chat_id, user_id));
     }
 
     /// The user's latest seq (0 before their first event).

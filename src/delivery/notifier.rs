@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::hints::{Hint, PAIRS_PER_HINT};
+use super::hints::{Hint, PAIRS_PER_HINT, USERS_PER_HINT};
 use super::Delivery;
 use crate::store::events as log;
 
@@ -40,6 +40,9 @@ struct Pending {
     compact_at: usize,
     revoked: Vec<i64>,
     typing: Vec<(i64, i64)>,
+    /// Users whose presence may have changed; bounded by the number of users (deduplicated
+    /// when it grows past `compact_at`).
+    presence: Vec<i64>,
 }
 
 /// Pending `(user, seq)`s kept before the first compaction.
@@ -100,6 +103,18 @@ impl Notifier {
         self.wake.notify_one();
     }
 
+    /// Tells the other processes that these users' presence may have changed.
+    pub fn presence(&self, users: &[i64]) {
+        let mut pending = self.pending.lock().expect("notifier lock poisoned");
+        pending.presence.extend_from_slice(users);
+        if pending.presence.len() > pending.compact_at.max(PENDING_COMPACT_MIN) {
+            pending.presence.sort_unstable();
+            pending.presence.dedup();
+        }
+        drop(pending);
+        self.wake.notify_one();
+    }
+
     /// Turns what is pending into payloads under the size limit.
     fn take_payloads(&self) -> Vec<String> {
         let mut pending =
@@ -121,6 +136,16 @@ impl Notifier {
                 ..Hint::default()
             };
             payloads.push(serde_json::to_string(&r).expect("hints serialise"));
+        }
+        pending.presence.sort_unstable();
+        pending.presence.dedup();
+        for users in pending.presence.chunks(USERS_PER_HINT) {
+            let p = Hint {
+                o: self.instance,
+                p: users.to_vec(),
+                ..Hint::default()
+            };
+            payloads.push(serde_json::to_string(&p).expect("hints serialise"));
         }
         for pairs in pending.typing.chunks(PAIRS_PER_HINT) {
             let y = Hint {
@@ -332,6 +357,23 @@ mod tests {
         };
         assert_eq!(retry(3, pause, always).await, Err("down".to_string()));
         assert_eq!(calls.load(Ordering::Relaxed), 3, "bounded");
+    }
+
+    #[test]
+    fn presence_hints_name_each_user_once_and_split_under_the_payload_limit() {
+        let n = Notifier::new(u64::MAX);
+        n.presence(&[3, 1, 3]);
+        n.presence(&(0..5000).map(|u| i64::MIN + u).collect::<Vec<_>>());
+        let payloads = n.take_payloads();
+        assert!(payloads.len() > 1);
+        assert!(payloads.iter().all(|p| p.len() < 8000));
+        let mut users: Vec<i64> = Vec::new();
+        for payload in &payloads {
+            assert_eq!(origin(payload), Some(u64::MAX));
+            users.extend(parse_hint(payload).expect("parses").p);
+        }
+        assert_eq!(users.len(), 5002);
+        assert!(users.contains(&1) && users.contains(&3));
     }
 
     #[test]

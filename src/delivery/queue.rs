@@ -9,17 +9,26 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
 use super::hub::Hub;
+use crate::metrics::{FrameType, Origin, Stamp};
 
 /// What a session is handed.
 #[derive(Debug, Clone)]
 pub enum Push {
     /// A durable event with the user's seq; the frame text is shared by the user's sockets.
-    Event { seq: i64, frame: Utf8Bytes },
+    /// `kind`, `at` and `origin` are for the metrics: the frame's type, and when (and
+    /// measured from what) it became deliverable.
+    Event {
+        seq: i64,
+        frame: Utf8Bytes,
+        kind: FrameType,
+        at: Stamp,
+        origin: Origin,
+    },
     /// Something was appended for this user (by another process, or a push was lost):
     /// read the log.
     CatchUp,
     /// An ephemeral frame (typing), not logged.
-    Ephemeral(Utf8Bytes),
+    Ephemeral { kind: FrameType, frame: Utf8Bytes },
 }
 
 impl Push {
@@ -27,7 +36,7 @@ impl Push {
     /// holds it: the worst case, distinct frames, is what the bound is for).
     pub(super) fn bytes(&self) -> usize {
         match self {
-            Push::Event { frame, .. } | Push::Ephemeral(frame) => frame.len(),
+            Push::Event { frame, .. } | Push::Ephemeral { frame, .. } => frame.len(),
             Push::CatchUp => 0,
         }
     }
@@ -95,6 +104,9 @@ impl Drop for Subscription {
                 .fetch_sub(before - list.len(), Ordering::Relaxed);
             if list.is_empty() {
                 sessions.remove(&self.user_id);
+                if before > 0 {
+                    self.hub.transitions.closed(self.user_id);
+                }
             }
         }
     }

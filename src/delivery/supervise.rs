@@ -120,6 +120,7 @@ mod tests {
             pool,
             Arc::new(Revoked::new(Duration::from_secs(60))),
             restarts,
+            Arc::default(),
         )
     }
 

@@ -24,7 +24,8 @@ pub(super) async fn run(state: Arc<Delivery>) {
                 state.hub.close_sessions(&new);
             }
         }
-        state.hub.wake_behind(&previous);
+        let missing = state.hub.wake_behind(&previous);
+        state.metrics.sweep_missing(missing);
         let users = state.hub.connected_users();
         if users.is_empty() {
             previous.clear();

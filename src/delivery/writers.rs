@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio_util::sync::CancellationToken;
 
 use super::Delivery;
+use crate::metrics::Stamp;
 use crate::store::events::Outbox;
 use crate::store::sends::{self as store, NewMessage, Sent};
 use crate::store::StoreError;
@@ -69,6 +70,14 @@ impl SendQueue {
             })
             .unzip();
         SendQueue { queues, receivers }
+    }
+
+    /// Sends waiting in the queues (not yet taken by a writer).
+    pub(super) fn depth(&self) -> usize {
+        self.queues
+            .iter()
+            .map(|q| q.max_capacity() - q.capacity())
+            .sum()
     }
 
     /// The writers' ends of the queues, one per writer task.
@@ -132,6 +141,7 @@ pub(super) async fn run(state: Arc<Delivery>, queue: Arc<Mutex<mpsc::Receiver<Qu
         }
         let (messages, replies): (Vec<NewMessage>, Vec<_>) =
             batch.drain(..).map(|q| (q.message, q.reply)).unzip();
+        state.metrics.batch(messages.len());
         // The committed events of the batch, handed to the sockets after the replies: the
         // senders' HTTP answers do not wait for a large chat's fan-out.
         let mut committed = Vec::new();
@@ -161,11 +171,13 @@ pub(super) async fn run(state: Arc<Delivery>, queue: Arc<Mutex<mpsc::Receiver<Qu
                 sent
             }
         };
+        // Right after the commit (the last one, when the sends went one by one).
+        let committed_at = Stamp::now();
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             let _ = reply.send(outcome); // the client may have gone: fine
         }
         // This writer's batches reach the hub in commit order.
-        state.publish(Outbox::from_committed(committed));
+        state.publish(Outbox::from_committed(committed), committed_at);
     }
 }
 

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::error::{ApiError, ApiResult, Body};
 use crate::http::{json_response, ok, static_response, Ctx};
+use crate::metrics::Gauges;
 
 /// Readiness fails if the database does not answer within this time.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -42,10 +43,18 @@ pub async fn readyz(ctx: Ctx) -> ApiResult<Response<Body>> {
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(ctx: Ctx) -> ApiResult<Response<Body>> {
     let delivery = &ctx.state.delivery;
+    let gauges = Gauges {
+        send_queue: delivery.send_queue_depth(),
+        listening: delivery.listening(),
+        revoked: ctx.state.revoked.size(),
+        online_users: delivery.online_users(),
+        presence_frames: delivery.presence_frames(),
+    };
     let text = ctx.state.metrics.render(
         ctx.state.pool.status(),
         delivery.socket_count(),
         delivery.frames_queued(),
+        &gauges,
     );
     Ok(static_response(
         "text/plain; version=0.0.4; charset=utf-8",

@@ -10,9 +10,10 @@ pub mod events;
 pub mod health;
 pub mod members;
 pub mod messages;
+pub mod presence;
+pub mod reactions;
 pub mod reads;
 pub mod search;
-pub mod reactions;
 pub mod users;
 
 use std::sync::Arc;

@@ -38,6 +38,7 @@ pub enum Endpoint {
     Reads { chat_id: i64 },
     Unread,
     SearchMessages,
+    Presence,
 }
 
 /// What a reaction path names: a message of a chat, and the emoji (percent-decoded and
@@ -108,6 +109,7 @@ impl Endpoint {
             },
             Route::Unread => E::Unread,
             Route::SearchMessages => E::SearchMessages,
+            Route::Presence => E::Presence,
         })
     }
 }

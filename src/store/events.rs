@@ -34,6 +34,7 @@ use deadpool_postgres::GenericClient;
 use serde::Serialize;
 
 use super::{StoreError, StoreResult};
+use crate::metrics::FrameType;
 
 /// The durable event types of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +164,8 @@ pub fn frame(kind: &str, seq: i64, payload: &str) -> String {
 pub struct Stored {
     pub seq: i64,
     pub frame: String,
+    /// Its type, for the count of frames sent by type.
+    pub kind: FrameType,
 }
 
 /// The user's latest seq (0 before their first event).
@@ -215,6 +218,7 @@ pub async fn read_since(
             Some(Stored {
                 seq,
                 frame: frame(kind, seq, payload),
+                kind: FrameType::of_event(kind),
             })
         })
         .collect();

@@ -6,7 +6,8 @@ use deadpool_postgres::GenericClient;
 
 use crate::store::StoreResult;
 
-/// Renews the lease of `process_id` for `ttl`, forgets lapsed leases, and counts the live
+/// Renews the lease of `process_id` for `ttl`, forgets lapsed leases (but those with presence
+/// rows, see `store::presence::reap`), and counts the live
 /// leases of the other processes.
 pub async fn renew(
     client: &impl GenericClient,
@@ -21,7 +22,10 @@ pub async fn renew(
                  ON CONFLICT ON CONSTRAINT process_leases_pkey
                  DO UPDATE SET expires_at = EXCLUDED.expires_at
              ), lapsed AS (
-                 DELETE FROM process_leases WHERE expires_at < now() AND process_id <> $1
+                 DELETE FROM process_leases l WHERE expires_at < now() AND process_id <> $1
+                 -- A lapsed process's presence rows are deleted with its lease by the
+                 -- presence reaper, which sets their users' last_seen_at to its expiry.
+                 AND NOT EXISTS (SELECT 1 FROM presence_sockets p WHERE p.process_id = l.process_id)
              )
              SELECT count(*) FROM process_leases WHERE expires_at >= now() AND process_id <> $1",
         )

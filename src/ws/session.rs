@@ -27,6 +27,7 @@ use crate::auth::{unix_now, Caller};
 use crate::delivery::{Push, Subscription};
 use crate::http::chats::chat_members;
 use crate::logging::millis;
+use crate::metrics::{Closed, FrameType, Origin, Stamp};
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -58,8 +59,9 @@ enum End {
     Close(CloseCode, &'static str),
     /// The client sent its close frame (with this code, if any): answered, then dropped.
     ClientClosed(Option<u16>),
-    /// The socket is gone or unusable, for this reason: just drop it.
-    Drop(&'static str),
+    /// The socket is gone or unusable: just drop it. How (`Closed::Client` or
+    /// `Closed::Timeout`, for the metrics) and why (for the log line).
+    Drop(Closed, &'static str),
 }
 
 /// The close codes a socket's log line shows where none was sent; RFC 6455 reserves these
@@ -129,8 +131,14 @@ pub async fn run<S>(
     let (close_code, closed_by, why) = match &end {
         End::Close(code, reason) => (u16::from(*code), "server", *reason),
         End::ClientClosed(code) => (code.unwrap_or(CLOSE_NO_STATUS), "client", "client closed"),
-        End::Drop(why) => (CLOSE_ABNORMAL, "network", *why),
+        End::Drop(_, why) => (CLOSE_ABNORMAL, "network", *why),
     };
+    // Counted before the close frame goes out: a client that saw it finds it counted.
+    session.state.metrics.delivery.closed(match end {
+        End::Close(code, _) => Closed::Code(code.into()),
+        End::ClientClosed(_) => Closed::Client,
+        End::Drop(how, _) => how,
+    });
     if let End::Close(code, reason) = end {
         let frame = CloseFrame {
             code,
@@ -177,22 +185,31 @@ where
         let latest =
             latest.map_err(|_| End::Close(protocol::CLOSE_SERVER_ERROR, "database unavailable"))?;
         let heartbeat_ms = self.state.config.heartbeat.as_millis();
-        self.feed(protocol::ready(self.user_id, latest, heartbeat_ms))
-            .await?;
-        match since {
-            None => self.delivered = latest,
+        let ready = protocol::ready(self.user_id, latest, heartbeat_ms);
+        self.feed(ready, FrameType::Ready).await?;
+        let replayed = match since {
+            None => {
+                self.delivered = latest;
+                None
+            }
             Some(since) if since > latest => {
                 // The client knows of events we never had (another deployment, a restored
                 // backup): its state cannot be trusted.
-                self.feed(protocol::resync_required(latest)).await?;
+                let frame = protocol::resync_required(latest);
+                self.feed(frame, FrameType::ResyncRequired).await?;
                 self.delivered = latest;
+                Some(0)
             }
             Some(since) => {
                 self.delivered = since;
-                self.catch_up().await?;
+                Some(self.catch_up().await?)
             }
+        };
+        self.flush().await?;
+        if let Some(events) = replayed {
+            self.state.metrics.delivery.replayed(events);
         }
-        self.flush().await
+        Ok(())
     }
 
     async fn serve(&mut self, mut sub: Subscription, expires_at: u64) -> End {
@@ -226,7 +243,7 @@ where
                         return End::Close(protocol::CLOSE_TOKEN_EXPIRED, "token expired");
                     }
                     if last_heard.elapsed() > heartbeat * 2 {
-                        return End::Drop("no answer to pings");
+                        return End::Drop(Closed::Timeout, "no answer to pings");
                     }
                     timer.as_mut().reset((now + heartbeat).min(expiry));
                     Box::pin(self.send(Message::Ping(Default::default()))).await
@@ -234,7 +251,7 @@ where
                 _ = sub.revoked.cancelled() => return End::Close(protocol::CLOSE_TOKEN_EXPIRED, "session ended"),
                 push = sub.rx.recv() => match push {
                     Some(push) => Box::pin(self.handle_pushes(push, &mut sub)).await,
-                    None => return End::Drop("queue closed"),
+                    None => return End::Drop(Closed::Client, "queue closed"),
                 },
                 incoming = self.ws.next() => {
                     last_heard = Instant::now();
@@ -260,29 +277,49 @@ where
         sub.taken(&first);
         let mut next = Some(first);
         let mut handled = 0;
+        // When each pushed event written became deliverable, for the latency observed once
+        // they are flushed.
+        let mut stamps = [(Stamp::default(), Origin::Local); PUSH_BATCH];
+        let mut stamped = 0;
         while let Some(push) = next.take() {
             match push {
-                Push::Event { seq, frame } => {
+                Push::Event {
+                    seq,
+                    frame,
+                    kind,
+                    at,
+                    origin,
+                } => {
                     if seq == self.delivered + 1 {
-                        self.feed(frame).await?;
+                        self.feed(frame, kind).await?;
                         self.delivered = seq;
+                        stamps[stamped] = (at, origin);
+                        stamped += 1;
                     } else if seq > self.delivered {
                         Box::pin(self.catch_up()).await?;
                     } // else: already delivered (by a replay); skip the duplicate.
                 }
-                Push::CatchUp => Box::pin(self.catch_up()).await?,
-                Push::Ephemeral(frame) => self.feed(frame).await?,
+                Push::CatchUp => {
+                    Box::pin(self.catch_up()).await?;
+                }
+                Push::Ephemeral { kind, frame } => self.feed(frame, kind).await?,
             }
             handled += 1;
             if handled < PUSH_BATCH {
                 next = sub.try_recv();
             }
         }
-        self.flush().await
+        self.flush().await?;
+        if stamped > 0 {
+            let metrics = &self.state.metrics.delivery;
+            metrics.written(&stamps[..stamped], Stamp::now());
+        }
+        Ok(())
     }
 
-    /// Sends every logged event after `delivered`.
-    async fn catch_up(&mut self) -> Result<(), End> {
+    /// Sends every logged event after `delivered`; how many it sent.
+    async fn catch_up(&mut self) -> Result<u64, End> {
+        let mut sent = 0;
         loop {
             let (user, after, delivery) = (self.user_id, self.delivered, &self.state.delivery);
             let page = delivery.read_since(user, after, REPLAY_PAGE).await;
@@ -291,9 +328,10 @@ where
                 // The stream goes on after `seq`, the latest seq read with the gap, and the
                 // frame says so: the client takes it as its cursor.
                 Err(StoreError::ResyncRequired { seq }) => {
-                    self.feed(protocol::resync_required(seq)).await?;
+                    let frame = protocol::resync_required(seq);
+                    self.feed(frame, FrameType::ResyncRequired).await?;
                     self.delivered = seq;
-                    return Ok(());
+                    return Ok(sent);
                 }
                 Err(e) => {
                     let why = match e {
@@ -304,12 +342,13 @@ where
                 }
             };
             for event in stored {
-                self.feed(event.frame.into()).await?;
+                self.feed(event.frame.into(), event.kind).await?;
                 self.delivered = event.seq;
                 self.replayed += 1;
+                sent += 1;
             }
             if !has_more {
-                return Ok(());
+                return Ok(sent);
             }
         }
     }
@@ -319,7 +358,10 @@ where
         incoming: Option<Result<Message, WsError>>,
     ) -> Result<(), End> {
         match incoming {
-            None => Err(End::Drop("connection closed without a close frame")),
+            None => Err(End::Drop(
+                Closed::Client,
+                "connection closed without a close frame",
+            )),
             Some(Err(WsError::Utf8(_))) => Err(End::Close(
                 protocol::CLOSE_BAD_DATA,
                 "text frames must be UTF-8",
@@ -331,7 +373,7 @@ where
             Some(Err(WsError::Capacity(_))) => {
                 Err(End::Close(protocol::CLOSE_TOO_BIG, "frame too large"))
             }
-            Some(Err(_)) => Err(End::Drop("read error")),
+            Some(Err(_)) => Err(End::Drop(Closed::Client, "read error")),
             Some(Ok(Message::Binary(_))) => Err(End::Close(
                 protocol::CLOSE_BINARY,
                 "binary frames are not accepted",
@@ -344,9 +386,9 @@ where
             }
             Some(Ok(Message::Pong(_) | Message::Frame(_))) => Ok(()),
             Some(Ok(Message::Text(text))) => match protocol::parse(&text) {
-                Ok(ClientFrame::Ping) => self.send(Message::Text(protocol::pong())).await,
+                Ok(ClientFrame::Ping) => self.send_text(protocol::pong(), FrameType::Pong).await,
                 Ok(ClientFrame::Typing { chat_id }) => Box::pin(self.typing(chat_id)).await,
-                Err(error_frame) => self.send(Message::Text(error_frame)).await,
+                Err(error_frame) => self.send_text(error_frame, FrameType::Error).await,
             },
         }
     }
@@ -355,7 +397,7 @@ where
     async fn typing(&mut self, chat_id: i64) -> Result<(), End> {
         if self.state.limits.typing.check(&self.user_id).is_err() {
             let frame = protocol::error("rate_limited", "too many typing frames: slow down");
-            return self.send(Message::Text(frame)).await;
+            return self.send_text(frame, FrameType::Error).await;
         }
         let now = Instant::now();
         if self
@@ -371,20 +413,12 @@ where
         };
         // A failed read says nothing about membership: not `not_found`.
         let Ok(members) = members else {
-            return self
-                .send(Message::Text(protocol::error(
-                    "unavailable",
-                    "the database is unavailable, try again",
-                )))
-                .await;
+            let frame = protocol::error("unavailable", "the database is unavailable, try again");
+            return self.send_text(frame, FrameType::Error).await;
         };
         if !members.contains(&self.user_id) {
-            return self
-                .send(Message::Text(protocol::error(
-                    "not_found",
-                    "chat not found",
-                )))
-                .await;
+            let frame = protocol::error("not_found", "chat not found");
+            return self.send_text(frame, FrameType::Error).await;
         }
         if self.typing_sent.len() >= TYPING_MEMORY {
             self.typing_sent.clear();
@@ -400,11 +434,19 @@ where
         Ok(())
     }
 
-    /// Queues a text frame without flushing.
-    async fn feed(&mut self, frame: Utf8Bytes) -> Result<(), End> {
+    /// Queues a text frame of type `kind` without flushing.
+    async fn feed(&mut self, frame: Utf8Bytes, kind: FrameType) -> Result<(), End> {
         let write = self.ws.feed(Message::Text(frame));
         bounded_write(write, &self.overflow).await?;
         self.frames_sent += 1;
+        self.state.metrics.delivery.frame(kind);
+        Ok(())
+    }
+
+    /// Sends a text frame of type `kind` at once.
+    async fn send_text(&mut self, frame: Utf8Bytes, kind: FrameType) -> Result<(), End> {
+        self.send(Message::Text(frame)).await?;
+        self.state.metrics.delivery.frame(kind);
         Ok(())
     }
 
@@ -431,8 +473,9 @@ async fn bounded_write(
     tokio::select! {
         result = tokio::time::timeout(WRITE_TIMEOUT, write) => match result {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Drop("write error")),
-            Err(_) => Err(End::Drop("write timed out: the client stopped reading")),
+            // The peer reset or closed the connection.
+            Ok(Err(_)) => Err(End::Drop(Closed::Client, "write error")),
+            Err(_) => Err(End::Drop(Closed::Timeout, "write timed out: the client stopped reading")),
         },
         _ = overflow.cancelled() => Err(End::Close(protocol::CLOSE_SLOW, "too slow: reconnect with since")),
     }

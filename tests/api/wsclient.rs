@@ -77,14 +77,33 @@ impl WsClient {
         client
     }
 
-    /// The next JSON frame (pings are answered by tungstenite and skipped).
+    /// The next JSON frame but `presence` (pings are answered by tungstenite and skipped).
+    /// Presence frames come whenever a chat partner's sockets open or close, at times that
+    /// depend on the presence task's tick; the tests of other behaviour skip them, and
+    /// `tests/api/presence.rs` reads them with `next_any`.
     pub async fn next(&mut self) -> Value {
         tokio::time::timeout(WAIT, self.next_untimed())
             .await
             .expect("a frame arrives in time")
     }
 
+    /// The next JSON frame, `presence` included.
+    pub async fn next_any(&mut self) -> Value {
+        tokio::time::timeout(WAIT, self.next_any_untimed())
+            .await
+            .expect("a frame arrives in time")
+    }
+
     async fn next_untimed(&mut self) -> Value {
+        loop {
+            let frame = self.next_any_untimed().await;
+            if frame["type"] != "presence" {
+                return frame;
+            }
+        }
+    }
+
+    async fn next_any_untimed(&mut self) -> Value {
         loop {
             match self.ws.next().await {
                 Some(Ok(Message::Text(text))) => {
@@ -106,7 +125,7 @@ impl WsClient {
         }
     }
 
-    /// Asserts that no frame arrives within `wait`.
+    /// Asserts that no frame but `presence` arrives within `wait`.
     pub async fn expect_silence(&mut self, wait: Duration) {
         if let Ok(frame) = tokio::time::timeout(wait, self.next_untimed()).await {
             panic!("expected silence, got {frame}");

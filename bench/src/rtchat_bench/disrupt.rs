@@ -89,6 +89,24 @@ pub async fn storm(
         let wait = (at as f64 - now).clamp(0.0, 600.0);
         tokio::time::sleep(Duration::from_secs_f64(wait)).await;
     }
+    // The first connects' presence frames come at the presence task's pace (and across
+    // processes by hint): counted before the drop once they stopped arriving for a second,
+    // so that `presence_frames_storm` is the storm's own.
+    let presence_now = || -> u64 {
+        sockets
+            .iter()
+            .map(|s| s.state.presence.load(Ordering::Relaxed))
+            .sum()
+    };
+    let mut presence_before = presence_now();
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = presence_now();
+        if now == presence_before {
+            break;
+        }
+        presence_before = now;
+    }
     // Everyone drops; a backlog builds up while they are away.
     control_tx.send_modify(|c| {
         c.generation += 1;
@@ -170,6 +188,16 @@ pub async fn storm(
         .iter()
         .map(|s| s.state.failed_attempts.load(Ordering::Relaxed))
         .sum();
+    // Presence frames received over the whole run (the first connects included), and
+    // since the drop: a storm whose sockets come back within the grace period adds none.
+    let presence: u64 = sockets
+        .iter()
+        .map(|s| s.state.presence.load(Ordering::Relaxed))
+        .sum();
+    let presence_offline: u64 = sockets
+        .iter()
+        .map(|s| s.state.presence_offline.load(Ordering::Relaxed))
+        .sum();
     let mut row = Row::new(
         "storm",
         format!("{} sockets, chats of {chat_size}", sockets.len()),
@@ -191,6 +219,9 @@ pub async fn storm(
         .metric("backlog_events", backlog_events)
         .metric("live_messages", live_sent)
         .metric("failed_attempts", failed_attempts)
+        .metric("presence_frames", presence)
+        .metric("presence_frames_storm", presence - presence_before)
+        .metric("presence_offline_frames", presence_offline)
         .metric("drained", drained)
         .metric(
             "cpu_per_reconnect",

@@ -148,6 +148,9 @@ pub struct SocketState {
     pub server_closes: AtomicU64,
     /// `resync_required` frames (never expected here).
     pub resyncs: AtomicU64,
+    /// `presence` frames, and those of them that said offline.
+    pub presence: AtomicU64,
+    pub presence_offline: AtomicU64,
     /// Set while a connection is open and `ready` arrived.
     pub connected: AtomicBool,
     /// Set when this socket gave up (no connection within the deadline).
@@ -478,6 +481,16 @@ fn on_frame(index: usize, state: &SocketState, shared: &Shared, text: &str) {
     }
     if frame.kind == "resync_required" {
         state.resyncs.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    if frame.kind == "presence" {
+        state.presence.fetch_add(1, Ordering::Relaxed);
+        if frame
+            .payload
+            .is_some_and(|p| p.get().contains(r#""online":false"#))
+        {
+            state.presence_offline.fetch_add(1, Ordering::Relaxed);
+        }
         return;
     }
     let Some(seq) = frame.seq else {

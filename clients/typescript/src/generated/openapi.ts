@@ -262,7 +262,7 @@ export type ReactionEvent = {
   payload: ReactionChange;
 };
 
-export type ServerFrame = CreateChatEvent | UpdateChatEvent | DeleteChatEvent | NewMessageEvent | UpdateMessageEvent | DeleteMessageEvent | ReadEvent | ReactionEvent | ReadyFrame | TypingFrame | PongFrame | ErrorFrame | ResyncRequiredFrame;
+export type ServerFrame = CreateChatEvent | UpdateChatEvent | DeleteChatEvent | NewMessageEvent | UpdateMessageEvent | DeleteMessageEvent | ReadEvent | ReactionEvent | ReadyFrame | TypingFrame | PresenceFrame | PongFrame | ErrorFrame | ResyncRequiredFrame;
 
 export type ReadyFrame = {
   type: "ready";
@@ -279,6 +279,21 @@ export type TypingFrame = {
     chat_id: Id;
     user_id: Id;
   };
+};
+
+export type PresenceFrame = {
+  type: "presence";
+  payload: Presence;
+};
+
+export type Presence = {
+  user_id: Id;
+  online: boolean;
+  last_seen_at: Timestamp | null;
+};
+
+export type PresenceList = {
+  presence: Presence[];
 };
 
 export type PongFrame = {
@@ -344,6 +359,7 @@ export interface Operations {
   add_reaction: { method: "PUT"; path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" };
   remove_reaction: { method: "DELETE"; path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" };
   list_events: { method: "GET"; path: "/events" };
+  get_presence: { method: "GET"; path: "/presence" };
   connect_notifications: { method: "GET"; path: "/ws/notif" };
   get_health: { method: "GET"; path: "/healthz" };
   get_readiness: { method: "GET"; path: "/readyz" };
