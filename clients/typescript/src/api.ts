@@ -49,6 +49,7 @@ export const ENDPOINTS = {
   list_chat_reads: { method: "GET", path: "/chats/{chat_id}/reads" },
   get_unread_totals: { method: "GET", path: "/unread" },
   search_messages: { method: "GET", path: "/search/messages" },
+  get_presence: { method: "GET", path: "/presence" },
   // The stream (client.events.subscribe).
   connect_notifications: { method: "GET", path: "/ws/notif" },
   get_health: { method: "GET", path: "/healthz" },
@@ -61,11 +62,6 @@ export const ENDPOINTS = {
   get_index: { method: "GET", path: "/" },
   get_static_asset: { method: "GET", path: "/static/{file}" },
 } as const satisfies { [K in OperationId]: Operations[K] };
-
-/** docs/API.md's v2 endpoints, not in openapi.yaml yet (their operation ids are ours). */
-export const V2_ENDPOINTS = {
-  get_presence: { method: "GET", path: "/presence" },
-} as const satisfies Record<string, { method: Method; path: string }>;
 
 type Endpoint = { method: Method; path: string };
 
@@ -292,7 +288,7 @@ export class MiscApi extends Caller {
   }
   /** v2 `GET /presence?user_ids=`: 1..100 ids, answered in the order asked. */
   presence(userIds: Id[], o: CallOptions = {}): Promise<{ presence: Presence[] }> {
-    return this.call(V2_ENDPOINTS.get_presence, {}, { query: { user_ids: userIds }, ...o });
+    return this.call(ENDPOINTS.get_presence, {}, { query: { user_ids: userIds }, ...o });
   }
   /** `GET /healthz` */
   health(o: CallOptions = {}): Promise<{ status: "ok" }> {

@@ -50,13 +50,9 @@ export type SendMessageRequest = Spec.SendMessageRequest;
 /** At least one of `text` and `mentions` (v2); an absent field is unchanged. */
 export type EditMessageRequest = Spec.EditMessageRequest;
 
-/** v2 presence of a user. */
-export interface Presence {
-  user_id: Id;
-  online: boolean;
-  /** When the user's last socket closed; null if never connected, and while online. */
-  last_seen_at: Timestamp | null;
-}
+/** v2 presence of a user: `last_seen_at` is when their last socket closed (null if never
+ * connected, and while online). */
+export type Presence = Spec.Presence;
 
 /** v2 `GET /chats/{id}/reads`: one member's cursor. */
 export type ReadCursor = Spec.ReadCursor;

@@ -24,6 +24,7 @@ import type {
   Message,
   MessageList,
   NewMessageEvent,
+  Presence,
   ReactionEvent,
   ReadCursor,
   ReadEvent,
@@ -69,6 +70,8 @@ assertTrue<Mutual<ReadCursor, Spec.ReadCursor>>();
 assertTrue<Mutual<{ reads: ReadCursor[] }, Spec.ReadList>>();
 assertTrue<Mutual<UnreadTotals, Spec.UnreadTotals>>();
 assertTrue<Mutual<MessageList, Spec.SearchResults>>();
+assertTrue<Mutual<Presence, Spec.Presence>>();
+assertTrue<Mutual<{ presence: Presence[] }, Spec.PresenceList>>();
 assertTrue<Mutual<ReadyInfo, Spec.ReadyFrame["payload"]>>();
 assertTrue<Mutual<Typing, Spec.TypingFrame["payload"]>>();
 // The check is not vacuous: different shapes are told apart.
