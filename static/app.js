@@ -256,10 +256,13 @@
     send_message: { method: "POST", path: "/chats/{chat_id}/messages" },
     delete_message: { method: "DELETE", path: "/chats/{chat_id}/messages/{message_id}" },
     edit_message: { method: "PATCH", path: "/chats/{chat_id}/messages/{message_id}" },
+    add_reaction: { method: "PUT", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
+    remove_reaction: { method: "DELETE", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
     list_events: { method: "GET", path: "/events" },
     list_chat_reads: { method: "GET", path: "/chats/{chat_id}/reads" },
     get_unread_totals: { method: "GET", path: "/unread" },
     search_messages: { method: "GET", path: "/search/messages" },
+    get_presence: { method: "GET", path: "/presence" },
     // The stream (client.events.subscribe).
     connect_notifications: { method: "GET", path: "/ws/notif" },
     get_health: { method: "GET", path: "/healthz" },
@@ -271,11 +274,6 @@
     get_docs_asset: { method: "GET", path: "/docs/{file}" },
     get_index: { method: "GET", path: "/" },
     get_static_asset: { method: "GET", path: "/static/{file}" }
-  };
-  var V2_ENDPOINTS = {
-    add_reaction: { method: "PUT", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
-    remove_reaction: { method: "DELETE", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
-    get_presence: { method: "GET", path: "/presence" }
   };
   var Caller = class {
     constructor(http) {
@@ -435,11 +433,11 @@
     }
     /** v2 `PUT .../reactions/{emoji}`: idempotent; the emoji is percent-encoded here. */
     react(chatId, messageId, emoji, o = {}) {
-      return this.call(V2_ENDPOINTS.add_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
+      return this.call(ENDPOINTS.add_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
     }
     /** v2 `DELETE .../reactions/{emoji}` */
     unreact(chatId, messageId, emoji, o = {}) {
-      return this.call(V2_ENDPOINTS.remove_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
+      return this.call(ENDPOINTS.remove_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
     }
     /** v2 `GET /search/messages?q=&chat_id=&before=&limit=`: messages of the caller's chats
      * (or of `chatId`) with every word of `q` (the last one as a prefix), **newest first**;
@@ -463,7 +461,7 @@
     }
     /** v2 `GET /presence?user_ids=`: 1..100 ids, answered in the order asked. */
     presence(userIds, o = {}) {
-      return this.call(V2_ENDPOINTS.get_presence, {}, { query: { user_ids: userIds }, ...o });
+      return this.call(ENDPOINTS.get_presence, {}, { query: { user_ids: userIds }, ...o });
     }
     /** `GET /healthz` */
     health(o = {}) {
