@@ -256,7 +256,13 @@
     send_message: { method: "POST", path: "/chats/{chat_id}/messages" },
     delete_message: { method: "DELETE", path: "/chats/{chat_id}/messages/{message_id}" },
     edit_message: { method: "PATCH", path: "/chats/{chat_id}/messages/{message_id}" },
+    add_reaction: { method: "PUT", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
+    remove_reaction: { method: "DELETE", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
     list_events: { method: "GET", path: "/events" },
+    list_chat_reads: { method: "GET", path: "/chats/{chat_id}/reads" },
+    get_unread_totals: { method: "GET", path: "/unread" },
+    search_messages: { method: "GET", path: "/search/messages" },
+    get_presence: { method: "GET", path: "/presence" },
     // The stream (client.events.subscribe).
     connect_notifications: { method: "GET", path: "/ws/notif" },
     get_health: { method: "GET", path: "/healthz" },
@@ -268,14 +274,6 @@
     get_docs_asset: { method: "GET", path: "/docs/{file}" },
     get_index: { method: "GET", path: "/" },
     get_static_asset: { method: "GET", path: "/static/{file}" }
-  };
-  var V2_ENDPOINTS = {
-    put_reaction: { method: "PUT", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
-    delete_reaction: { method: "DELETE", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
-    list_chat_reads: { method: "GET", path: "/chats/{chat_id}/reads" },
-    get_unread: { method: "GET", path: "/unread" },
-    get_presence: { method: "GET", path: "/presence" },
-    search_messages: { method: "GET", path: "/search/messages" }
   };
   var Caller = class {
     constructor(http) {
@@ -396,7 +394,7 @@
     }
     /** v2 `GET /chats/{id}/reads` */
     reads(chatId, o = {}) {
-      return this.call(V2_ENDPOINTS.list_chat_reads, { chat_id: chatId }, o);
+      return this.call(ENDPOINTS.list_chat_reads, { chat_id: chatId }, o);
     }
   };
   var MessagesApi = class extends Caller {
@@ -433,17 +431,20 @@
     delete(chatId, messageId, o = {}) {
       return this.call(ENDPOINTS.delete_message, { chat_id: chatId, message_id: messageId }, o);
     }
-    /** v2 `PUT .../reactions/{emoji}`: idempotent. */
+    /** v2 `PUT .../reactions/{emoji}`: idempotent; the emoji is percent-encoded here. */
     react(chatId, messageId, emoji, o = {}) {
-      return this.call(V2_ENDPOINTS.put_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
+      return this.call(ENDPOINTS.add_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
     }
     /** v2 `DELETE .../reactions/{emoji}` */
     unreact(chatId, messageId, emoji, o = {}) {
-      return this.call(V2_ENDPOINTS.delete_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
+      return this.call(ENDPOINTS.remove_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
     }
-    /** v2 `GET /search/messages`: newest first. */
+    /** v2 `GET /search/messages?q=&chat_id=&before=&limit=`: messages of the caller's chats
+     * (or of `chatId`) with every word of `q` (the last one as a prefix), **newest first**;
+     * page back with `before` = the last id of a page. */
     search(query, o = {}) {
-      return this.call(V2_ENDPOINTS.search_messages, {}, { query, ...o });
+      const { chatId, ...rest } = query;
+      return this.call(ENDPOINTS.search_messages, {}, { query: { ...rest, chat_id: chatId }, ...o });
     }
   };
   var EventsRestApi = class extends Caller {
@@ -456,11 +457,11 @@
   var MiscApi = class extends Caller {
     /** v2 `GET /unread`: totals over the caller's active chats. */
     unread(o = {}) {
-      return this.call(V2_ENDPOINTS.get_unread, {}, o);
+      return this.call(ENDPOINTS.get_unread_totals, {}, o);
     }
     /** v2 `GET /presence?user_ids=`: 1..100 ids, answered in the order asked. */
     presence(userIds, o = {}) {
-      return this.call(V2_ENDPOINTS.get_presence, {}, { query: { user_ids: userIds }, ...o });
+      return this.call(ENDPOINTS.get_presence, {}, { query: { user_ids: userIds }, ...o });
     }
     /** `GET /healthz` */
     health(o = {}) {
@@ -777,6 +778,12 @@
       for (const c of this.chats.values()) if (c.is_active) n += c.unread_count;
       return n;
     }
+    /** v2: unread messages that mention the caller, over all active chats (0 on v1). */
+    get totalMentions() {
+      let n = 0;
+      for (const c of this.chats.values()) if (c.is_active) n += c.unread_mentions ?? 0;
+      return n;
+    }
     get loaded() {
       return this.loadedOnce;
     }
@@ -799,6 +806,7 @@
     apply(event) {
       const chatId = event.type === "create_chat" || event.type === "update_chat" || event.type === "delete_chat" ? event.payload.id : event.payload.chat_id;
       for (const touched of this.touchedDuringLoad) touched.add(chatId);
+      if (this.refetching.has(chatId)) this.refetching.set(chatId, true);
       switch (event.type) {
         case "create_chat":
         case "update_chat": {
@@ -806,10 +814,12 @@
           this.chats.set(event.payload.id, {
             last_message: null,
             unread_count: 0,
+            unread_mentions: 0,
             last_read_message_id: null,
             ...old,
             ...event.payload
           });
+          if (!old) this.refetch(event.payload.id);
           break;
         }
         case "delete_chat":
@@ -832,8 +842,13 @@
           break;
         }
         case "update_message": {
-          const chat = this.chats.get(event.payload.chat_id);
-          if (chat?.last_message?.id === event.payload.id) chat.last_message = event.payload;
+          const m = event.payload;
+          const chat = this.chats.get(m.chat_id);
+          if (!chat) return;
+          if (chat.last_message?.id === m.id) chat.last_message = m;
+          if (chat.unread_mentions !== void 0 && m.sender_id !== this.me() && (chat.last_read_message_id ?? 0) < m.id) {
+            this.refetch(chat.id);
+          }
           break;
         }
         case "delete_message": {
@@ -893,18 +908,20 @@
     return b.id - a.id;
   }
   var MessageWindow = class {
-    constructor(api, stream, chatId, pageSize = 50) {
+    constructor(api, stream, chatId, pageSize = 50, me = () => void 0) {
       __publicField(this, "api", api);
       __publicField(this, "stream", stream);
       __publicField(this, "chatId", chatId);
       __publicField(this, "pageSize", pageSize);
+      __publicField(this, "me", me);
       __publicField(this, "messages", /* @__PURE__ */ new Map());
       __publicField(this, "pendingSends", []);
       __publicField(this, "subscription");
       __publicField(this, "stopPending");
       __publicField(this, "ops", Promise.resolve());
-      /** Live messages seen while a page load was in flight, one map per load. */
-      __publicField(this, "liveDuringLoad", []);
+      /** This chat's events seen while a page load was in flight, one list per load: the pages
+       * may predate them, so they are applied again on top of what was loaded. */
+      __publicField(this, "eventsDuringLoad", []);
       /** Whether older messages exist on the server than the oldest one here. */
       __publicField(this, "hasOlder", false);
       __publicField(this, "changes", new Listeners());
@@ -937,8 +954,8 @@
     }
     async doLoadLatest() {
       const reach = this.sorted()[0]?.id;
-      const live = /* @__PURE__ */ new Map();
-      this.liveDuringLoad.push(live);
+      const live = [];
+      this.eventsDuringLoad.push(live);
       const loaded = [];
       let hasOlder;
       try {
@@ -952,11 +969,11 @@
         }
         hasOlder = page.has_more;
       } finally {
-        this.liveDuringLoad.splice(this.liveDuringLoad.indexOf(live), 1);
+        this.eventsDuringLoad.splice(this.eventsDuringLoad.indexOf(live), 1);
       }
       this.messages.clear();
       for (const m of loaded) this.messages.set(m.id, m);
-      for (const m of live.values()) this.messages.set(m.id, m);
+      for (const e of live) this.mutate(e);
       this.hasOlder = hasOlder;
       this.changed();
     }
@@ -967,15 +984,29 @@
     async doLoadOlder() {
       const oldest = this.sorted()[0];
       if (!oldest || !this.hasOlder) return false;
-      const page = await this.api.list(this.chatId, { before: oldest.id, limit: this.pageSize });
-      for (const m of page.messages) if (!this.messages.has(m.id)) this.messages.set(m.id, m);
+      const live = [];
+      this.eventsDuringLoad.push(live);
+      let page;
+      try {
+        page = await this.api.list(this.chatId, { before: oldest.id, limit: this.pageSize });
+      } finally {
+        this.eventsDuringLoad.splice(this.eventsDuringLoad.indexOf(live), 1);
+      }
+      const fresh = page.messages.filter((m) => !this.messages.has(m.id));
+      for (const m of fresh) this.messages.set(m.id, m);
+      for (const e of live) this.mutate(e, new Set(fresh.map((m) => m.id)));
       this.hasOlder = page.has_more;
       this.changed();
       return page.messages.length > 0;
     }
-    /** Sends a message to this chat (shown as pending until stored). */
-    send(text) {
-      return this.api.send(this.chatId, text).then((m) => {
+    /** The message with this id, if the window holds it. */
+    get(messageId) {
+      return this.messages.get(messageId);
+    }
+    /** Sends a message to this chat (shown as pending until stored); `options` carries a
+     * v2 `replyTo` and `mentions`. */
+    send(text, options = {}) {
+      return this.api.send(this.chatId, text, options).then((m) => {
         this.messages.set(m.id, m);
         this.changed();
         return m;
@@ -992,37 +1023,50 @@
       return out;
     }
     apply(event) {
+      const chatId = event.type === "delete_chat" ? event.payload.id : "chat_id" in event.payload ? event.payload.chat_id : void 0;
+      if (chatId !== this.chatId) return;
+      for (const live of this.eventsDuringLoad) live.push(event);
+      if (this.mutate(event)) this.changed();
+    }
+    /** Applies one event of this chat to the messages held (only to `only`, if given);
+     * true when something changed. Applying an event twice is harmless (a page may already
+     * reflect it): each one states the new state, not a difference. */
+    mutate(event, only) {
       switch (event.type) {
         case "new_message":
         case "update_message": {
           const m = event.payload;
-          if (m.chat_id !== this.chatId) return;
-          if (event.type === "update_message" && !this.messages.has(m.id)) return;
-          this.messages.set(m.id, m);
-          for (const live of this.liveDuringLoad) live.set(m.id, m);
-          break;
+          if (only && !only.has(m.id)) return false;
+          const held = this.messages.get(m.id);
+          if (event.type === "update_message" && !held) return false;
+          const mine = held?.my_reactions ?? (event.type === "new_message" && m.reactions ? [] : void 0);
+          this.messages.set(m.id, mine !== void 0 && m.my_reactions === void 0 ? { ...m, my_reactions: mine } : m);
+          return true;
         }
         case "delete_message":
-          if (event.payload.chat_id !== this.chatId || !this.messages.delete(event.payload.id)) return;
-          break;
+          if (only && !only.has(event.payload.id)) return false;
+          return this.messages.delete(event.payload.id);
         case "delete_chat":
-          if (event.payload.id !== this.chatId) return;
           this.messages.clear();
           this.hasOlder = false;
-          break;
+          return true;
         case "reaction": {
           const r = event.payload;
-          const m = r.chat_id === this.chatId ? this.messages.get(r.message_id) : void 0;
-          if (!m) return;
+          const m = only && !only.has(r.message_id) ? void 0 : this.messages.get(r.message_id);
+          if (!m) return false;
           const reactions = (m.reactions ?? []).map((x) => x.emoji === r.emoji ? { ...x, count: r.count } : x);
           if (!reactions.some((x) => x.emoji === r.emoji)) reactions.push({ emoji: r.emoji, count: r.count });
-          this.messages.set(m.id, { ...m, reactions: reactions.filter((x) => x.count > 0) });
-          break;
+          const updated = { ...m, reactions: reactions.filter((x) => x.count > 0) };
+          if (r.user_id === this.me()) {
+            const mine = (m.my_reactions ?? []).filter((e) => e !== r.emoji);
+            updated.my_reactions = r.added ? [...mine, r.emoji] : mine;
+          }
+          this.messages.set(m.id, updated);
+          return true;
         }
         default:
-          return;
+          return false;
       }
-      this.changed();
     }
     sorted() {
       return [...this.messages.values()].sort((a, b) => a.id - b.id);
@@ -1540,7 +1584,7 @@
     }
     /** One chat's message window kept right by the events (call `start()` on it). */
     messageWindow(chatId, pageSize) {
-      return new MessageWindow(this.messages, this.stream, chatId, pageSize);
+      return new MessageWindow(this.messages, this.stream, chatId, pageSize, () => this.session.userId);
     }
     /** Stops the stream and the background refresh (keeps the stored tokens). */
     close() {
@@ -1560,6 +1604,7 @@
     error: $("error"),
     wsStatus: $("ws-status"),
     whoami: $("whoami"),
+    unreadTotal: $("unread-total"),
     logout: $("logout"),
     authPanel: $("auth-panel"),
     authForm: $("auth-form"),
@@ -1581,11 +1626,18 @@
     userSearchForm: $("user-search-form"),
     userSearch: $("user-search"),
     userResults: $("user-results"),
+    searchForm: $("message-search-form"),
+    search: $("message-search"),
+    searchResults: $("search-results"),
     chatTitle: $("chat-title"),
     chatMembers: $("chat-members"),
     loadOlder: $("load-older"),
     messages: $("messages"),
+    seenBy: $("seen-by"),
     typing: $("typing"),
+    replyBar: $("reply-bar"),
+    replyQuote: $("reply-quote"),
+    replyCancel: $("reply-cancel"),
     messageForm: $("message-form"),
     messageText: $("message-text"),
     send: $("send")
@@ -1593,6 +1645,12 @@
   var TYPING_SEND_EVERY_MS = 3e3;
   var TYPING_SHOW_MS = 4e3;
   var PAGE_SIZE = 50;
+  var PICKER_EMOJI = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
+  var PRESENCE_BATCH = 100;
+  var SEARCH_LIMIT = 20;
+  var JUMP_MAX_PAGES = 5;
+  var LIVE_STATE_MAX_MEMBERS = 100;
+  var BIG_CHAT_POLL_MS = 3e4;
   var client = new RtchatClient({
     baseUrl: location.origin,
     tokenStore: new WebStorageTokenStore(sessionStorage, "rtchat.session"),
@@ -1609,7 +1667,20 @@
     lastTypingSentAt: 0,
     typingUsers: /* @__PURE__ */ new Map(),
     readTimer: void 0,
-    renderQueued: false
+    renderQueued: false,
+    /** The open chat's read cursors (user id -> last read message id). */
+    reads: /* @__PURE__ */ new Map(),
+    /** Replied-to messages the window does not hold: the message, null when deleted, or
+     * "loading". Only for the open chat. */
+    quotes: /* @__PURE__ */ new Map(),
+    /** Presence of the users the page shows (members of the open chat, private partners). */
+    presence: /* @__PURE__ */ new Map(),
+    replyTo: null,
+    /** The message whose reaction picker is open. */
+    pickerFor: null,
+    /** A search result just jumped to, highlighted for a moment. */
+    flashId: null,
+    bigChatTimer: void 0
   };
   function describeError(err) {
     if (err instanceof RtchatError) {
@@ -1660,9 +1731,15 @@
     el.appPanel.hidden = false;
     el.logout.hidden = false;
     el.password.value = "";
-    state.stream = client.events.subscribe(() => queueRender(), {
+    state.stream = client.events.subscribe(onEvent, {
       onState: setStatus,
-      onTyping
+      onTyping,
+      onPresence: (p) => {
+        state.presence.set(p.user_id, p);
+        queueRender();
+      },
+      // Presence is not replayed: after every (re)connect, ask for what the page shows.
+      onReady: () => void refreshPresence([...shownUsers()])
     });
     const chats = client.chatList();
     state.chats = chats;
@@ -1671,15 +1748,34 @@
       queueRender();
     });
     await chats.start();
+    void refreshPresence([...shownUsers()]);
     renderAll();
+  }
+  function onEvent(e) {
+    if (e.type === "read" && e.payload.chat_id === state.currentChatId) {
+      const { user_id, message_id } = e.payload;
+      if ((state.reads.get(user_id) ?? 0) < message_id) state.reads.set(user_id, message_id);
+    } else if (e.type === "delete_message" && state.quotes.has(e.payload.id)) {
+      state.quotes.set(e.payload.id, null);
+    } else if (e.type === "update_message" && state.quotes.has(e.payload.id)) {
+      state.quotes.set(e.payload.id, e.payload);
+    } else if ((e.type === "create_chat" || e.type === "update_chat") && (e.payload.id === state.currentChatId || e.payload.type === "private")) {
+      void refreshPresence(e.payload.participant_ids.filter((id) => id !== state.me?.id && !state.presence.has(id)));
+    }
+    queueRender();
   }
   function signOut(message) {
     state.stream?.unsubscribe();
     state.chats?.stop();
     state.window?.stop();
-    Object.assign(state, { me: null, chats: null, window: null, stream: null, currentChatId: null });
+    clearInterval(state.bigChatTimer);
+    Object.assign(state, { me: null, chats: null, window: null, stream: null, currentChatId: null, replyTo: null, pickerFor: null });
     state.users.clear();
     state.typingUsers.clear();
+    state.reads.clear();
+    state.quotes.clear();
+    state.presence.clear();
+    el.searchResults.replaceChildren();
     el.whoami.textContent = "";
     delete el.whoami.dataset.userId;
     el.logout.hidden = true;
@@ -1734,6 +1830,20 @@
     state.window?.stop();
     state.currentChatId = chatId;
     state.typingUsers.clear();
+    state.reads.clear();
+    state.quotes.clear();
+    state.replyTo = null;
+    state.pickerFor = null;
+    void loadReads(chatId);
+    const members = state.chats?.get(chatId)?.participant_ids ?? [];
+    void refreshPresence(members.filter((id) => !state.presence.has(id)));
+    clearInterval(state.bigChatTimer);
+    state.bigChatTimer = setInterval(() => {
+      const open = state.currentChatId === null ? void 0 : state.chats?.get(state.currentChatId);
+      if (!open || open.participant_ids.length <= LIVE_STATE_MAX_MEMBERS) return;
+      void loadReads(open.id);
+      void refreshPresence(open.participant_ids.filter((id) => id !== state.me?.id));
+    }, BIG_CHAT_POLL_MS);
     const win = client.messageWindow(chatId, PAGE_SIZE);
     state.window = win;
     let last = -1;
@@ -1756,10 +1866,12 @@
     el.messageText.focus();
   }
   function closeChat() {
+    clearInterval(state.bigChatTimer);
     state.window?.stop();
     state.window = null;
     state.currentChatId = null;
     state.typingUsers.clear();
+    state.replyTo = null;
     queueRender();
   }
   function lastStoredId(entries) {
@@ -1782,13 +1894,22 @@
     const win = state.window;
     const text = el.messageText.value;
     if (!win || text.trim() === "") return;
+    const replying = state.replyTo;
+    const replyTo = replying?.id;
+    const mentions = mentionsIn(text);
     el.messageText.value = "";
+    state.replyTo = null;
+    renderReplyBar();
     try {
-      await win.send(text);
+      await win.send(text, { ...replyTo === void 0 ? {} : { replyTo }, ...mentions.length ? { mentions } : {} });
       clearError();
       scrollToBottom();
     } catch (err) {
-      if (el.messageText.value === "") el.messageText.value = text;
+      if (el.messageText.value === "") {
+        el.messageText.value = text;
+        state.replyTo = replying;
+        renderReplyBar();
+      }
       showError(err);
     } finally {
       el.messageText.focus();
@@ -1813,6 +1934,149 @@
       await client.chats.markRead(chatId, lastStoredId(win.entries));
     } catch {
     }
+  }
+  function mentionsIn(text) {
+    const chat = state.currentChatId === null ? void 0 : state.chats?.get(state.currentChatId);
+    if (!chat) return [];
+    const words = new Set([...text.matchAll(/@([^\s@,.!?;:]+)/gu)].map((m) => (m[1] ?? "").toLowerCase()));
+    return chat.participant_ids.filter((id) => {
+      const u = state.users.get(id);
+      return id !== state.me?.id && u && (words.has(u.name.toLowerCase()) || words.has(u.name.split(/\s/)[0]?.toLowerCase() ?? ""));
+    });
+  }
+  function startReply(messageId) {
+    const m = state.window?.get(messageId);
+    if (!m) return;
+    state.replyTo = m;
+    renderReplyBar();
+    el.messageText.focus();
+  }
+  function quoteOf(chatId, id) {
+    const held = state.window?.get(id);
+    if (held) return held;
+    const known = state.quotes.get(id);
+    if (known !== void 0) return known;
+    const oldest = state.window?.entries.find((e) => e.kind === "message");
+    if (oldest?.kind === "message" && oldest.message.id < id) return null;
+    state.quotes.set(id, "loading");
+    client.messages.list(chatId, { after: id - 1, limit: 1 }).then((page) => {
+      if (state.currentChatId !== chatId) return;
+      const m = page.messages[0];
+      state.quotes.set(id, m?.id === id ? m : null);
+      queueRender();
+    }).catch(() => void 0);
+    return "loading";
+  }
+  async function toggleReaction(messageId, emoji) {
+    const chatId = state.currentChatId;
+    const m = state.window?.get(messageId);
+    if (chatId === null || !m) return;
+    state.pickerFor = null;
+    queueRender();
+    try {
+      if (m.my_reactions?.includes(emoji)) await client.messages.unreact(chatId, messageId, emoji);
+      else await client.messages.react(chatId, messageId, emoji);
+    } catch (err) {
+      showError(err);
+    }
+  }
+  async function loadReads(chatId) {
+    try {
+      const { reads } = await client.chats.reads(chatId);
+      if (state.currentChatId !== chatId) return;
+      for (const r of reads) {
+        const known = state.reads.get(r.user_id) ?? null;
+        state.reads.set(r.user_id, Math.max(known ?? 0, r.last_read_message_id ?? 0) || null);
+      }
+      queueRender();
+    } catch {
+    }
+  }
+  function shownUsers() {
+    const ids = /* @__PURE__ */ new Set();
+    const me = state.me?.id;
+    const open = state.currentChatId === null ? void 0 : state.chats?.get(state.currentChatId);
+    for (const id of open?.participant_ids ?? []) ids.add(id);
+    for (const c of state.chats?.list ?? []) {
+      if (c.type === "private") for (const id of c.participant_ids) ids.add(id);
+    }
+    if (me !== void 0) ids.delete(me);
+    return ids;
+  }
+  async function refreshPresence(ids) {
+    for (let i = 0; i < ids.length; i += PRESENCE_BATCH) {
+      try {
+        const { presence } = await client.misc.presence(ids.slice(i, i + PRESENCE_BATCH));
+        for (const p of presence) state.presence.set(p.user_id, p);
+      } catch {
+        return;
+      }
+    }
+    if (ids.length > 0) queueRender();
+  }
+  function presenceText(p) {
+    if (!p) return "";
+    if (p.online) return "online";
+    if (!p.last_seen_at) return "offline";
+    const d = new Date(p.last_seen_at);
+    const today = d.toDateString() === (/* @__PURE__ */ new Date()).toDateString();
+    return `last seen ${today ? "" : d.toLocaleDateString() + " "}${formatTime(p.last_seen_at)}`;
+  }
+  function memberChip(id) {
+    const p = state.presence.get(id);
+    const chip = node("span", "member");
+    chip.dataset.userId = String(id);
+    if (p) chip.dataset.online = String(p.online);
+    chip.title = presenceText(p);
+    if (id === state.me?.id) {
+      chip.append("you");
+      return chip;
+    }
+    chip.append(node("span", "dot"), `${userName(id)} (#${id})`);
+    if (p && !p.online) chip.append(node("span", "last-seen", presenceText(p)));
+    return chip;
+  }
+  async function searchMessages() {
+    const q = el.search.value.trim();
+    if (!q) {
+      el.searchResults.replaceChildren();
+      return;
+    }
+    try {
+      const res = await client.messages.search({ q, limit: SEARCH_LIMIT });
+      el.searchResults.replaceChildren(
+        ...res.messages.map((m) => {
+          const li = node("li");
+          const b = node("button", "search-hit");
+          b.type = "button";
+          b.dataset.chatId = String(m.chat_id);
+          b.dataset.messageId = String(m.id);
+          const chat = state.chats?.get(m.chat_id);
+          b.append(
+            node("span", "hit-meta", `${chat ? chatName(chat) : `chat #${m.chat_id}`} · ${userName(m.sender_id)} · ${formatTime(m.created_at)}`),
+            node("span", "hit-text", m.text)
+          );
+          li.append(b);
+          return li;
+        })
+      );
+      if (res.messages.length === 0) el.searchResults.append(node("li", "hint", "No messages found."));
+    } catch (err) {
+      showError(err);
+    }
+  }
+  async function jumpTo(chatId, messageId) {
+    if (state.currentChatId !== chatId) await openChat(chatId);
+    const win = state.window;
+    for (let i = 0; win && !win.get(messageId) && win.hasOlder && i < JUMP_MAX_PAGES; i++) await win.loadOlder();
+    state.flashId = messageId;
+    renderAll();
+    el.messages.querySelector(`li[data-message-id="${messageId}"]`)?.scrollIntoView({ block: "center" });
+    setTimeout(() => {
+      if (state.flashId !== messageId) return;
+      state.flashId = null;
+      queueRender();
+    }, 2e3);
   }
   function onTyping(p) {
     if (p.chat_id !== state.currentChatId || !state.me || p.user_id === state.me.id) return;
@@ -1883,6 +2147,8 @@
     renderChatList();
     renderHeader();
     renderMessages();
+    renderSeenBy();
+    renderReplyBar();
     renderTyping();
     updateComposer();
   }
@@ -1896,26 +2162,47 @@
         b.type = "button";
         b.dataset.chatId = String(c.id);
         b.title = c.last_message ? c.last_message.text.slice(0, 80) : "no messages yet";
-        b.append(node("span", "chat-name", chatName(c)));
-        if (c.unread_count > 0 && c.id !== state.currentChatId) b.append(node("span", "unread", String(c.unread_count)));
+        const name = node("span", "chat-name");
+        const partner = c.type === "private" ? c.participant_ids.find((id) => id !== state.me?.id) : void 0;
+        if (partner !== void 0) {
+          const dot = node("span", "dot");
+          const p = state.presence.get(partner);
+          if (p) dot.dataset.online = String(p.online);
+          dot.title = presenceText(p);
+          name.append(dot);
+        }
+        name.append(chatName(c));
+        b.append(name);
+        if (c.id !== state.currentChatId) {
+          if ((c.unread_mentions ?? 0) > 0) {
+            const at = node("span", "mention-badge", "@");
+            at.title = `${c.unread_mentions} unread mention(s)`;
+            b.append(at);
+          }
+          if (c.unread_count > 0) b.append(node("span", "unread", String(c.unread_count)));
+        }
         li.append(b);
         return li;
       })
     );
     el.chatListEmpty.hidden = chats.length > 0;
+    const total = state.chats?.totalUnread ?? 0;
+    const mentions = state.chats?.totalMentions ?? 0;
+    el.unreadTotal.hidden = total === 0;
+    el.unreadTotal.textContent = mentions > 0 ? `${total} unread · @${mentions}` : `${total} unread`;
   }
   function renderHeader() {
     const chat = state.currentChatId === null ? void 0 : state.chats?.get(state.currentChatId);
     if (!chat) {
       el.chatTitle.textContent = "Pick a chat";
       delete el.chatTitle.dataset.chatId;
-      el.chatMembers.textContent = "";
+      el.chatMembers.replaceChildren();
       el.loadOlder.hidden = true;
       return;
     }
     el.chatTitle.textContent = chatName(chat) + (chat.is_active ? "" : " (inactive)");
     el.chatTitle.dataset.chatId = String(chat.id);
-    el.chatMembers.textContent = `${chat.type} chat #${chat.id} · members: ` + chat.participant_ids.map((id) => `${userName(id)} (#${id})`).join(", ");
+    el.chatMembers.replaceChildren(`${chat.type} chat #${chat.id} · members: `, ...chat.participant_ids.map(memberChip));
     el.loadOlder.hidden = !state.window?.hasOlder;
   }
   function renderMessages() {
@@ -1924,28 +2211,88 @@
     el.messages.replaceChildren(
       ...entries.map((e) => {
         if (e.kind === "pending") {
-          const li2 = node("li", "message mine pending");
-          li2.dataset.clientId = e.pending.clientId;
-          const meta2 = node("div", "meta", e.pending.lastError ? "you · retrying…" : "you · sending…");
-          li2.append(meta2, node("div", "text", e.pending.text));
-          return li2;
+          const li = node("li", "message mine pending");
+          li.dataset.clientId = e.pending.clientId;
+          const meta = node("div", "meta", e.pending.lastError ? "you · retrying…" : "you · sending…");
+          li.append(meta, node("div", "text", e.pending.text));
+          return li;
         }
-        const m = e.message;
-        const mine = m.sender_id === me;
-        const li = node("li", mine ? "message mine" : "message");
-        li.dataset.messageId = String(m.id);
-        li.dataset.senderId = String(m.sender_id);
-        const meta = node("div", "meta");
-        meta.append(node("span", "sender", mine ? "you" : userName(m.sender_id)), " · ");
-        const time = node("time", "", formatTime(m.created_at));
-        time.dateTime = m.created_at;
-        meta.append(time);
-        if (m.edited_at) meta.append(node("span", "edited", " (edited)"));
-        li.append(meta, node("div", "text", m.text));
-        return li;
+        return renderMessage(e.message, me);
       })
     );
     el.loadOlder.hidden = !state.window?.hasOlder;
+  }
+  function renderMessage(m, me) {
+    const mine = m.sender_id === me;
+    const li = node("li", "message");
+    li.classList.toggle("mine", mine);
+    li.classList.toggle("mentions-me", me !== void 0 && Boolean(m.mentions?.includes(me)));
+    li.classList.toggle("flash", m.id === state.flashId);
+    li.dataset.messageId = String(m.id);
+    li.dataset.senderId = String(m.sender_id);
+    if (m.reply_to != null) li.append(renderQuote(m.chat_id, m.reply_to));
+    const meta = node("div", "meta");
+    meta.append(node("span", "sender", mine ? "you" : userName(m.sender_id)), " · ");
+    const time = node("time", "", formatTime(m.created_at));
+    time.dateTime = m.created_at;
+    meta.append(time);
+    if (m.edited_at) meta.append(node("span", "edited", " (edited)"));
+    li.append(meta, node("div", "text", m.text));
+    const bar = node("div", "reactions");
+    for (const r of m.reactions ?? []) {
+      const b = node("button", "reaction", `${r.emoji} ${r.count}`);
+      b.type = "button";
+      b.dataset.emoji = r.emoji;
+      b.classList.toggle("mine", Boolean(m.my_reactions?.includes(r.emoji)));
+      b.title = b.classList.contains("mine") ? "Take back your reaction" : "React with this too";
+      bar.append(b);
+    }
+    const add = node("button", "react-add", "☺+");
+    add.type = "button";
+    add.title = "Add a reaction";
+    const reply = node("button", "reply-button", "Reply");
+    reply.type = "button";
+    bar.append(add, reply);
+    li.append(bar);
+    if (state.pickerFor === m.id) {
+      const picker = node("div", "picker");
+      for (const emoji of PICKER_EMOJI) {
+        const b = node("button", "pick", emoji);
+        b.type = "button";
+        b.dataset.emoji = emoji;
+        picker.append(b);
+      }
+      li.append(picker);
+    }
+    return li;
+  }
+  function renderQuote(chatId, id) {
+    const q = node("blockquote", "quote");
+    q.dataset.replyTo = String(id);
+    const original = quoteOf(chatId, id);
+    if (original === "loading") q.textContent = "…";
+    else if (original === null) {
+      q.classList.add("gone");
+      q.textContent = "deleted message";
+    } else {
+      q.append(node("span", "quote-sender", original.sender_id === state.me?.id ? "you" : userName(original.sender_id)), " ", original.text);
+    }
+    return q;
+  }
+  function renderSeenBy() {
+    const chat = state.currentChatId === null ? void 0 : state.chats?.get(state.currentChatId);
+    let last;
+    for (const e of state.window?.entries ?? []) if (e.kind === "message") last = e.message;
+    const readers = !chat || !last ? [] : chat.participant_ids.filter((id) => id !== last.sender_id && (state.reads.get(id) ?? 0) >= last.id);
+    el.seenBy.hidden = readers.length === 0;
+    el.seenBy.textContent = readers.length ? `Seen by ${readers.map((id) => id === state.me?.id ? "you" : userName(id)).join(", ")}` : "";
+    if (last) el.seenBy.dataset.messageId = String(last.id);
+  }
+  function renderReplyBar() {
+    const m = state.replyTo;
+    el.replyBar.hidden = !m;
+    if (!m) return;
+    el.replyQuote.textContent = `Replying to ${m.sender_id === state.me?.id ? "yourself" : userName(m.sender_id)}: ${m.text.slice(0, 80)}`;
   }
   function renderTyping() {
     const names = [...state.typingUsers.keys()].map(userName);
@@ -1956,7 +2303,7 @@
     const usable = Boolean(chat?.is_active);
     el.messageText.disabled = !usable;
     el.send.disabled = !usable;
-    el.messageText.placeholder = !chat ? "Pick a chat first" : chat.is_active ? "Write a message" : "This chat is inactive";
+    el.messageText.placeholder = !chat ? "Pick a chat first" : chat.is_active ? "Write a message (@name mentions a member)" : "This chat is inactive";
   }
   function isAtBottom() {
     return el.messages.scrollHeight - el.messages.scrollTop - el.messages.clientHeight < 40;
@@ -2013,6 +2360,31 @@
     if (b) openChat(Number(b.dataset.chatId)).catch(showError);
   });
   el.loadOlder.addEventListener("click", () => void loadOlder());
+  el.messages.addEventListener("click", (ev) => {
+    const target = ev.target.closest("button, blockquote");
+    const id = Number(target?.closest("li[data-message-id]")?.dataset.messageId);
+    if (!target || !id) return;
+    if (target.matches(".reply-button")) startReply(id);
+    else if (target.matches(".reaction, .pick")) void toggleReaction(id, target.dataset.emoji ?? "");
+    else if (target.matches(".react-add")) {
+      state.pickerFor = state.pickerFor === id ? null : id;
+      renderMessages();
+    } else if (target.matches(".quote") && state.currentChatId !== null) {
+      void jumpTo(state.currentChatId, Number(target.dataset.replyTo));
+    }
+  });
+  el.replyCancel.addEventListener("click", () => {
+    state.replyTo = null;
+    renderReplyBar();
+  });
+  el.searchForm.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    void searchMessages();
+  });
+  el.searchResults.addEventListener("click", (ev) => {
+    const b = ev.target.closest("button[data-message-id]");
+    if (b) jumpTo(Number(b.dataset.chatId), Number(b.dataset.messageId)).catch(showError);
+  });
   el.messageForm.addEventListener("submit", (ev) => {
     ev.preventDefault();
     void sendMessage();

@@ -43,7 +43,13 @@ export const ENDPOINTS = {
   send_message: { method: "POST", path: "/chats/{chat_id}/messages" },
   delete_message: { method: "DELETE", path: "/chats/{chat_id}/messages/{message_id}" },
   edit_message: { method: "PATCH", path: "/chats/{chat_id}/messages/{message_id}" },
+  add_reaction: { method: "PUT", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
+  remove_reaction: { method: "DELETE", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
   list_events: { method: "GET", path: "/events" },
+  list_chat_reads: { method: "GET", path: "/chats/{chat_id}/reads" },
+  get_unread_totals: { method: "GET", path: "/unread" },
+  search_messages: { method: "GET", path: "/search/messages" },
+  get_presence: { method: "GET", path: "/presence" },
   // The stream (client.events.subscribe).
   connect_notifications: { method: "GET", path: "/ws/notif" },
   get_health: { method: "GET", path: "/healthz" },
@@ -57,17 +63,15 @@ export const ENDPOINTS = {
   get_static_asset: { method: "GET", path: "/static/{file}" },
 } as const satisfies { [K in OperationId]: Operations[K] };
 
-/** docs/API.md's v2 endpoints, not in openapi.yaml yet (their operation ids are ours). */
-export const V2_ENDPOINTS = {
-  put_reaction: { method: "PUT", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
-  delete_reaction: { method: "DELETE", path: "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}" },
-  list_chat_reads: { method: "GET", path: "/chats/{chat_id}/reads" },
-  get_unread: { method: "GET", path: "/unread" },
-  get_presence: { method: "GET", path: "/presence" },
-  search_messages: { method: "GET", path: "/search/messages" },
-} as const satisfies Record<string, { method: Method; path: string }>;
-
 type Endpoint = { method: Method; path: string };
+
+/** v2 message search: `q` is 1..200 characters; `limit` 1..100 (default 20). */
+export interface SearchQuery {
+  q: string;
+  chatId?: Id;
+  before?: Id;
+  limit?: number;
+}
 
 /** Per-call options every method takes. */
 export interface CallOptions {
@@ -211,7 +215,7 @@ export class ChatsApi extends Caller {
   }
   /** v2 `GET /chats/{id}/reads` */
   reads(chatId: Id, o: CallOptions = {}): Promise<{ reads: ReadCursor[] }> {
-    return this.call(V2_ENDPOINTS.list_chat_reads, { chat_id: chatId }, o);
+    return this.call(ENDPOINTS.list_chat_reads, { chat_id: chatId }, o);
   }
 }
 
@@ -252,20 +256,20 @@ export class MessagesApi extends Caller {
   delete(chatId: Id, messageId: Id, o: CallOptions = {}): Promise<void> {
     return this.call(ENDPOINTS.delete_message, { chat_id: chatId, message_id: messageId }, o);
   }
-  /** v2 `PUT .../reactions/{emoji}`: idempotent. */
+  /** v2 `PUT .../reactions/{emoji}`: idempotent; the emoji is percent-encoded here. */
   react(chatId: Id, messageId: Id, emoji: string, o: CallOptions = {}): Promise<void> {
-    return this.call(V2_ENDPOINTS.put_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
+    return this.call(ENDPOINTS.add_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
   }
   /** v2 `DELETE .../reactions/{emoji}` */
   unreact(chatId: Id, messageId: Id, emoji: string, o: CallOptions = {}): Promise<void> {
-    return this.call(V2_ENDPOINTS.delete_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
+    return this.call(ENDPOINTS.remove_reaction, { chat_id: chatId, message_id: messageId, emoji }, o);
   }
-  /** v2 `GET /search/messages`: newest first. */
-  search(
-    query: { q: string; chat_id?: Id; before?: Id; limit?: number },
-    o: CallOptions = {},
-  ): Promise<MessageList> {
-    return this.call(V2_ENDPOINTS.search_messages, {}, { query, ...o });
+  /** v2 `GET /search/messages?q=&chat_id=&before=&limit=`: messages of the caller's chats
+   * (or of `chatId`) with every word of `q` (the last one as a prefix), **newest first**;
+   * page back with `before` = the last id of a page. */
+  search(query: SearchQuery, o: CallOptions = {}): Promise<MessageList> {
+    const { chatId, ...rest } = query;
+    return this.call(ENDPOINTS.search_messages, {}, { query: { ...rest, chat_id: chatId }, ...o });
   }
 }
 
@@ -280,11 +284,11 @@ export class EventsRestApi extends Caller {
 export class MiscApi extends Caller {
   /** v2 `GET /unread`: totals over the caller's active chats. */
   unread(o: CallOptions = {}): Promise<UnreadTotals> {
-    return this.call(V2_ENDPOINTS.get_unread, {}, o);
+    return this.call(ENDPOINTS.get_unread_totals, {}, o);
   }
   /** v2 `GET /presence?user_ids=`: 1..100 ids, answered in the order asked. */
   presence(userIds: Id[], o: CallOptions = {}): Promise<{ presence: Presence[] }> {
-    return this.call(V2_ENDPOINTS.get_presence, {}, { query: { user_ids: userIds }, ...o });
+    return this.call(ENDPOINTS.get_presence, {}, { query: { user_ids: userIds }, ...o });
   }
   /** `GET /healthz` */
   health(o: CallOptions = {}): Promise<{ status: "ok" }> {

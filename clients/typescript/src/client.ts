@@ -151,7 +151,7 @@ export class RtchatClient {
 
   /** One chat's message window kept right by the events (call `start()` on it). */
   messageWindow(chatId: Id, pageSize?: number): MessageWindow {
-    return new MessageWindow(this.messages, this.stream, chatId, pageSize);
+    return new MessageWindow(this.messages, this.stream, chatId, pageSize, () => this.session.userId);
   }
 
   /** Stops the stream and the background refresh (keeps the stored tokens). */

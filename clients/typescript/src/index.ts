@@ -1,6 +1,6 @@
 // @rtchat/client: a typed client for rtchat. See README.md for the quick start.
 export { RtchatClient, EventsApi, type ClientOptions } from "./client.js";
-export { AuthApi, ChatsApi, MessagesApi, MiscApi, UsersApi, ENDPOINTS, V2_ENDPOINTS, type CallOptions } from "./api.js";
+export { AuthApi, ChatsApi, MessagesApi, MiscApi, UsersApi, ENDPOINTS, type CallOptions, type SearchQuery } from "./api.js";
 export { RtchatError, NETWORK_ERROR_STATUS } from "./errors.js";
 export { MemoryTokenStore, WebStorageTokenStore, type StoredTokens, type TokenStore } from "./session.js";
 export {

@@ -4,9 +4,9 @@
 // the events; where an event cannot say the exact number (a read cursor moved to the middle,
 // a message deleted), the chat is fetched again rather than guessed.
 import type { ChatsApi, MessagesApi } from "./api.js";
-import type { PendingSend } from "./sends.js";
+import type { PendingSend, SendOptions } from "./sends.js";
 import type { EventStream, Subscription } from "./stream.js";
-import type { ChatEvent, ChatView, Id, Message } from "./types.js";
+import type { ChatEvent, ChatView, Id, Message, MessageList } from "./types.js";
 import { Listeners } from "./util.js";
 
 /** The caller's chats, most recent activity first, with unread counts. */
@@ -52,6 +52,13 @@ export class ChatListState {
     return n;
   }
 
+  /** v2: unread messages that mention the caller, over all active chats (0 on v1). */
+  get totalMentions(): number {
+    let n = 0;
+    for (const c of this.chats.values()) if (c.is_active) n += c.unread_mentions ?? 0;
+    return n;
+  }
+
   get loaded(): boolean {
     return this.loadedOnce;
   }
@@ -79,6 +86,8 @@ export class ChatListState {
       ? event.payload.id
       : event.payload.chat_id;
     for (const touched of this.touchedDuringLoad) touched.add(chatId);
+    // A fetch of this chat in flight may predate the event: it will be made once more.
+    if (this.refetching.has(chatId)) this.refetching.set(chatId, true);
     switch (event.type) {
       case "create_chat":
       case "update_chat": {
@@ -86,10 +95,14 @@ export class ChatListState {
         this.chats.set(event.payload.id, {
           last_message: null,
           unread_count: 0,
+          unread_mentions: 0,
           last_read_message_id: null,
           ...old,
           ...event.payload,
         });
+        // A chat new to the list (created, or the caller was added to a group with history):
+        // its last message and unread counts are the server's to say.
+        if (!old) this.refetch(event.payload.id);
         break;
       }
       case "delete_chat":
@@ -114,8 +127,15 @@ export class ChatListState {
         break;
       }
       case "update_message": {
-        const chat = this.chats.get(event.payload.chat_id);
-        if (chat?.last_message?.id === event.payload.id) chat.last_message = event.payload;
+        const m = event.payload;
+        const chat = this.chats.get(m.chat_id);
+        if (!chat) return;
+        if (chat.last_message?.id === m.id) chat.last_message = m;
+        // v2: an edit can add or drop a mention of the caller in an unread message; only
+        // the server knows whether it was counted before, so the chat is fetched again.
+        if (chat.unread_mentions !== undefined && m.sender_id !== this.me() && (chat.last_read_message_id ?? 0) < m.id) {
+          this.refetch(chat.id);
+        }
         break;
       }
       case "delete_message": {
@@ -196,8 +216,9 @@ export class MessageWindow {
   private subscription: Subscription | undefined;
   private stopPending: (() => void) | undefined;
   private ops: Promise<unknown> = Promise.resolve();
-  /** Live messages seen while a page load was in flight, one map per load. */
-  private readonly liveDuringLoad: Map<Id, Message>[] = [];
+  /** This chat's events seen while a page load was in flight, one list per load: the pages
+   * may predate them, so they are applied again on top of what was loaded. */
+  private readonly eventsDuringLoad: ChatEvent[][] = [];
   /** Whether older messages exist on the server than the oldest one here. */
   hasOlder = false;
   readonly changes = new Listeners<[readonly WindowEntry[]]>();
@@ -207,6 +228,8 @@ export class MessageWindow {
     private readonly stream: EventStream,
     readonly chatId: Id,
     private readonly pageSize = 50,
+    /** The signed-in user, whose own reactions go to `my_reactions`. */
+    private readonly me: () => Id | undefined = () => undefined,
   ) {}
 
   /** Loads the latest page and follows the chat. */
@@ -241,8 +264,8 @@ export class MessageWindow {
 
   private async doLoadLatest(): Promise<void> {
     const reach = this.sorted()[0]?.id;
-    const live = new Map<Id, Message>();
-    this.liveDuringLoad.push(live);
+    const live: ChatEvent[] = [];
+    this.eventsDuringLoad.push(live);
     const loaded: Message[] = [];
     let hasOlder: boolean;
     try {
@@ -257,11 +280,11 @@ export class MessageWindow {
       }
       hasOlder = page.has_more;
     } finally {
-      this.liveDuringLoad.splice(this.liveDuringLoad.indexOf(live), 1);
+      this.eventsDuringLoad.splice(this.eventsDuringLoad.indexOf(live), 1);
     }
     this.messages.clear();
     for (const m of loaded) this.messages.set(m.id, m);
-    for (const m of live.values()) this.messages.set(m.id, m);
+    for (const e of live) this.mutate(e);
     this.hasOlder = hasOlder;
     this.changed();
   }
@@ -274,16 +297,32 @@ export class MessageWindow {
   private async doLoadOlder(): Promise<boolean> {
     const oldest = this.sorted()[0];
     if (!oldest || !this.hasOlder) return false;
-    const page = await this.api.list(this.chatId, { before: oldest.id, limit: this.pageSize });
-    for (const m of page.messages) if (!this.messages.has(m.id)) this.messages.set(m.id, m);
+    const live: ChatEvent[] = [];
+    this.eventsDuringLoad.push(live);
+    let page: MessageList;
+    try {
+      page = await this.api.list(this.chatId, { before: oldest.id, limit: this.pageSize });
+    } finally {
+      this.eventsDuringLoad.splice(this.eventsDuringLoad.indexOf(live), 1);
+    }
+    const fresh = page.messages.filter((m) => !this.messages.has(m.id));
+    for (const m of fresh) this.messages.set(m.id, m);
+    // Edits, deletes and reactions of those older messages may have come meanwhile.
+    for (const e of live) this.mutate(e, new Set(fresh.map((m) => m.id)));
     this.hasOlder = page.has_more;
     this.changed();
     return page.messages.length > 0;
   }
 
-  /** Sends a message to this chat (shown as pending until stored). */
-  send(text: string): Promise<Message> {
-    return this.api.send(this.chatId, text).then((m) => {
+  /** The message with this id, if the window holds it. */
+  get(messageId: Id): Message | undefined {
+    return this.messages.get(messageId);
+  }
+
+  /** Sends a message to this chat (shown as pending until stored); `options` carries a
+   * v2 `replyTo` and `mentions`. */
+  send(text: string, options: SendOptions = {}): Promise<Message> {
+    return this.api.send(this.chatId, text, options).then((m) => {
       // The answer may beat the event: show it now; the event finds it already here.
       this.messages.set(m.id, m);
       this.changed();
@@ -303,39 +342,54 @@ export class MessageWindow {
   }
 
   apply(event: ChatEvent): void {
+    const chatId = event.type === "delete_chat" ? event.payload.id : "chat_id" in event.payload ? event.payload.chat_id : undefined;
+    if (chatId !== this.chatId) return;
+    for (const live of this.eventsDuringLoad) live.push(event);
+    if (this.mutate(event)) this.changed();
+  }
+
+  /** Applies one event of this chat to the messages held (only to `only`, if given);
+   * true when something changed. Applying an event twice is harmless (a page may already
+   * reflect it): each one states the new state, not a difference. */
+  private mutate(event: ChatEvent, only?: ReadonlySet<Id>): boolean {
     switch (event.type) {
       case "new_message":
       case "update_message": {
         const m = event.payload;
-        if (m.chat_id !== this.chatId) return;
+        if (only && !only.has(m.id)) return false;
         // Live messages are newer than everything loaded; an update only matters if held.
-        if (event.type === "update_message" && !this.messages.has(m.id)) return;
-        this.messages.set(m.id, m);
-        for (const live of this.liveDuringLoad) live.set(m.id, m);
-        break;
+        const held = this.messages.get(m.id);
+        if (event.type === "update_message" && !held) return false;
+        // Events carry no `my_reactions` (they go to every member): keep what is known.
+        const mine = held?.my_reactions ?? (event.type === "new_message" && m.reactions ? [] : undefined);
+        this.messages.set(m.id, mine !== undefined && m.my_reactions === undefined ? { ...m, my_reactions: mine } : m);
+        return true;
       }
       case "delete_message":
-        if (event.payload.chat_id !== this.chatId || !this.messages.delete(event.payload.id)) return;
-        break;
+        if (only && !only.has(event.payload.id)) return false;
+        return this.messages.delete(event.payload.id);
       case "delete_chat":
-        if (event.payload.id !== this.chatId) return;
         this.messages.clear();
         this.hasOlder = false;
-        break;
+        return true;
       case "reaction": {
         // v2: the emoji's new count; an emoji at 0 leaves the list, a new one joins its end.
         const r = event.payload;
-        const m = r.chat_id === this.chatId ? this.messages.get(r.message_id) : undefined;
-        if (!m) return;
+        const m = only && !only.has(r.message_id) ? undefined : this.messages.get(r.message_id);
+        if (!m) return false;
         const reactions = (m.reactions ?? []).map((x) => (x.emoji === r.emoji ? { ...x, count: r.count } : x));
         if (!reactions.some((x) => x.emoji === r.emoji)) reactions.push({ emoji: r.emoji, count: r.count });
-        this.messages.set(m.id, { ...m, reactions: reactions.filter((x) => x.count > 0) });
-        break;
+        const updated: Message = { ...m, reactions: reactions.filter((x) => x.count > 0) };
+        if (r.user_id === this.me()) {
+          const mine = (m.my_reactions ?? []).filter((e) => e !== r.emoji);
+          updated.my_reactions = r.added ? [...mine, r.emoji] : mine;
+        }
+        this.messages.set(m.id, updated);
+        return true;
       }
       default:
-        return;
+        return false;
     }
-    this.changed();
   }
 
   private sorted(): Message[] {

@@ -1,6 +1,6 @@
 // The objects and frames of the rtchat contract as the client hands them out: the spec's
-// types (generated from openapi.yaml) plus the v2 additions of docs/API.md, which are optional
-// until the server sends them. test/types.test.ts proves these agree with the spec.
+// types (generated from openapi.yaml), v2 included, plus the few docs/API.md shapes the spec
+// does not name. test/types.test.ts proves these agree with the spec.
 import type * as Spec from "./generated/openapi.js";
 
 export type Id = number;
@@ -11,36 +11,24 @@ export type TokenPair = Spec.TokenPair;
 export type ChatType = Spec.ChatType;
 export type FieldError = Spec.FieldError;
 
-/** A reaction summary on a message (v2). */
-export interface Reaction {
-  emoji: string;
-  count: number;
-}
+/** An emoji on a message and how many members reacted with it (v2). */
+export type Reaction = Spec.ReactionCount;
 
-/** Message fields added by v2; absent on a v1 server. */
-export interface MessageV2 {
-  /** The message this one replies to, in the same chat. */
-  reply_to?: Id | null;
-  /** Mentioned user ids, ascending. */
-  mentions?: Id[];
-  /** In the order each emoji was first added. */
-  reactions?: Reaction[];
-  /** The caller's own emoji on it (only in `GET` responses). */
-  my_reactions?: string[];
-}
+/** A message. v2: `reply_to` (a message of the same chat, or null), `mentions` (ascending),
+ * `reactions` (in the order each emoji was first added) and, only in `GET` responses, the
+ * caller's own `my_reactions`. */
+export type Message = Spec.Message;
 
-export type Message = Spec.Message & MessageV2;
+/** The v2 fields of a message. */
+export type MessageV2 = Pick<Message, "reply_to" | "mentions" | "reactions" | "my_reactions">;
 
 /** A chat as carried by `create_chat` and `update_chat` events. */
 export type Chat = Spec.Chat;
 
-/** A chat as the caller sees it in `GET` responses. */
-export type ChatView = Spec.Chat & {
+/** A chat as the caller sees it in `GET` responses; `unread_mentions` (v2) counts unread
+ * messages by others that mention the caller. */
+export type ChatView = Omit<Spec.ChatView, "last_message"> & {
   last_message: Message | null;
-  unread_count: number;
-  last_read_message_id: Id | null;
-  /** v2: unread messages by others that mention the caller. */
-  unread_mentions?: number;
 };
 
 export interface ChatList {
@@ -56,39 +44,21 @@ export interface MessageList {
 export type CreateChatRequest = Spec.CreateChatRequest;
 export type UpdateChatRequest = Spec.UpdateChatRequest;
 
-export type SendMessageRequest = Spec.SendMessageRequest & {
-  /** v2: a message of the same chat this one replies to. */
-  reply_to?: Id | null;
-  /** v2: at most 50 member ids. */
-  mentions?: Id[];
-};
+/** v2 adds `reply_to` (a message of the same chat) and `mentions` (at most 50 members). */
+export type SendMessageRequest = Spec.SendMessageRequest;
 
-/** v1 takes `text`; v2 makes it optional when `mentions` is given. */
-export interface EditMessageRequest {
-  text?: string;
-  mentions?: Id[];
-}
+/** At least one of `text` and `mentions` (v2); an absent field is unchanged. */
+export type EditMessageRequest = Spec.EditMessageRequest;
 
-/** v2 presence of a user. */
-export interface Presence {
-  user_id: Id;
-  online: boolean;
-  /** When the user's last socket closed; null if never connected, and while online. */
-  last_seen_at: Timestamp | null;
-}
+/** v2 presence of a user: `last_seen_at` is when their last socket closed (null if never
+ * connected, and while online). */
+export type Presence = Spec.Presence;
 
-/** v2 `GET /chats/{id}/reads`. */
-export interface ReadCursor {
-  user_id: Id;
-  last_read_message_id: Id | null;
-}
+/** v2 `GET /chats/{id}/reads`: one member's cursor. */
+export type ReadCursor = Spec.ReadCursor;
 
 /** v2 `GET /unread`. */
-export interface UnreadTotals {
-  messages: number;
-  chats: number;
-  mentions: number;
-}
+export type UnreadTotals = Spec.UnreadTotals;
 
 // ---------------------------------------------------------------------------------------
 // durable events
@@ -129,20 +99,8 @@ export interface ReadEvent {
   seq: number;
   payload: { chat_id: Id; user_id: Id; message_id: Id };
 }
-/** v2: a message's set of reactions changed. */
-export interface ReactionEvent {
-  type: "reaction";
-  seq: number;
-  payload: {
-    chat_id: Id;
-    message_id: Id;
-    user_id: Id;
-    emoji: string;
-    added: boolean;
-    /** That emoji's count after the change. */
-    count: number;
-  };
-}
+/** v2: a message's set of reactions changed; `count` is that emoji's count after it. */
+export type ReactionEvent = Spec.ReactionEvent;
 
 /** Every durable event type this client knows. */
 export type ChatEvent =

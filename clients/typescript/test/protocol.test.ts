@@ -242,12 +242,12 @@ describe("stream protocol (scripted server)", () => {
     client.close();
   });
 
-  test("v2 reaction events update the message window", async () => {
+  test("v2 reaction events update the message window; presence frames reach onPresence", async () => {
     server.connections.length = 0;
-    const reaction = (seq: number, emoji: string, added: boolean, count: number) => ({
+    const reaction = (seq: number, emoji: string, added: boolean, count: number, user_id = 8) => ({
       type: "reaction",
       seq,
-      payload: { chat_id: 1, message_id: 1, user_id: 8, emoji, added, count },
+      payload: { chat_id: 1, message_id: 1, user_id, emoji, added, count },
     });
     let go: (c: Connection) => void = () => undefined;
     server.onConnection = (c) => {
@@ -255,21 +255,38 @@ describe("stream protocol (scripted server)", () => {
       go = (conn) => {
         send(conn, reaction(2, "👍", true, 1));
         send(conn, reaction(3, "🎉", true, 1));
+        send(conn, { type: "presence", payload: { user_id: 8, online: true, last_seen_at: null } });
         send(conn, reaction(4, "👍", true, 2));
         send(conn, reaction(5, "🎉", false, 0));
+        // The caller's own (user 7): my_reactions follows, and an edit's event keeps it.
+        send(conn, reaction(6, "❤️", true, 1, 7));
+        send(conn, reaction(7, "👍", true, 3, 7));
+        send(conn, reaction(8, "👍", false, 2, 7));
+        const edited = (message(1) as { payload: object }).payload;
+        send(conn, { type: "update_message", seq: 9, payload: { ...edited, text: "m1, edited", reactions: [{ emoji: "👍", count: 2 }, { emoji: "❤️", count: 1 }] } });
       };
     };
     const client = await signedInClient(url);
+    const presence: unknown[] = [];
+    const seqs: number[] = [];
+    client.events.subscribe((e) => void seqs.push(e.seq), { onPresence: (p) => void presence.push(p) });
     const win = client.messageWindow(1);
     await win.start();
     await waitFor("the socket", () => server.connections.length === 1 && client.events.state === "open");
     const c = server.connections[0];
     assert.ok(c);
     go(c);
-    await waitFor("seq 5", () => client.events.lastSeq === 5);
+    await waitFor("seq 9", () => client.events.lastSeq === 9);
     const first = win.entries[0];
     assert.ok(first?.kind === "message");
-    assert.deepEqual(first.message.reactions, [{ emoji: "👍", count: 2 }]);
+    assert.equal(first.message.text, "m1, edited");
+    assert.deepEqual(first.message.reactions, [
+      { emoji: "👍", count: 2 },
+      { emoji: "❤️", count: 1 },
+    ]);
+    assert.deepEqual(first.message.my_reactions, ["❤️"]);
+    assert.deepEqual(presence, [{ user_id: 8, online: true, last_seen_at: null }]);
+    assert.deepEqual(seqs, [2, 3, 4, 5, 6, 7, 8, 9], "presence takes no place in the seq order");
     win.stop();
     client.close();
   });

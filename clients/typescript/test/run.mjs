@@ -6,7 +6,8 @@
 // root (PostgreSQL refuses root), and goes away at the end.
 //
 // Env: RTCHAT_BIN (default ../../target/release/rtchat), PG_BIN (default
-// /usr/lib/postgresql/15/bin), and any `node --test` arguments after `--`.
+// /usr/lib/postgresql/15/bin). Arguments: `node --test` options, and test files to run only
+// those (`npm test -- build/test/v2.test.js`).
 import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, appendFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -59,10 +60,15 @@ try {
   );
   pg("pg_ctl", ["-D", pgData, "-l", pgLog, "-w", "-t", "60", "start"], 90_000);
 
-  const files = readdirSync(join(pkg, "build/test"))
-    .filter((f) => f.endsWith(".test.js"))
-    .map((f) => join("build/test", f));
-  const extra = process.argv.includes("--") ? process.argv.slice(process.argv.indexOf("--") + 1) : [];
+  const args = process.argv.slice(2).filter((a) => a !== "--");
+  // Test files named after `--` (e.g. build/test/v2.test.js) run alone; the rest go to node.
+  const named = args.filter((a) => a.endsWith(".test.js"));
+  const extra = args.filter((a) => !a.endsWith(".test.js"));
+  const files = named.length
+    ? named
+    : readdirSync(join(pkg, "build/test"))
+        .filter((f) => f.endsWith(".test.js"))
+        .map((f) => join("build/test", f));
   // Two files at a time where node can be told (20.10+); 18 picks its own.
   const major = Number(process.versions.node.split(".")[0]);
   const concurrency = major >= 20 ? ["--test-concurrency=2"] : [];
