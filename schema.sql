@@ -213,11 +213,15 @@ DROP INDEX IF EXISTS messages_chat_id_idx;
 
 -- GET /search/messages: every word of `q` must occur, the last as a prefix, in the text as the
 -- `simple` configuration splits and lower-cases it (no stemming, no stop words: one rule for
--- every language). The query's `to_tsvector('simple', text) @@ to_tsquery('simple', ...)`
--- matches this expression, so a rare word is a bitmap of this index filtered to the caller's
--- chats; a common one is found sooner walking messages_pkey backwards (newest first) and
--- checking each row, which the planner picks from this expression's statistics.
-CREATE INDEX IF NOT EXISTS messages_text_search_idx ON messages USING gin (to_tsvector('simple', text));
+-- every language). ASCII punctuation becomes spaces first: PostgreSQL's parser keeps emails,
+-- URLs, paths and decimals (`bob@example.com`, `3.14`) as single tokens, while `q` is split at
+-- every character that is not a letter or digit (src/store/search.rs), so `example` must be
+-- a token of its own to be found. The query (src/store/search.sql) repeats this expression
+-- to the letter, so that it matches the index: a rare word is then a bitmap of this index
+-- filtered to the caller's chats; a common one is found sooner walking messages_pkey
+-- backwards (newest first) and checking each row, which the planner picks from this
+-- expression's statistics.
+CREATE INDEX IF NOT EXISTS messages_text_search_idx ON messages USING gin (to_tsvector('simple', translate(text, '!"#$%&''()*+,-./:;<=>?@[\]^_`{|}~', '                                ')));
 -- The planner's choice between those two rests on how many messages the words match, which
 -- it reads from this expression's most common lexemes. With the default statistics target it
 -- took a prefix matching a third of the messages for a sixth of that and chose the GIN bitmap,

@@ -11,7 +11,7 @@
 SELECT {columns}
 FROM messages m
 WHERE m.chat_id = ANY ($1::bigint[])
-  AND to_tsvector('simple', m.text) @@ to_tsquery('simple', $2)
+  AND to_tsvector('simple', translate(m.text, '!"#$%&''()*+,-./:;<=>?@[\]^_`{|}~', '                                ')) @@ to_tsquery('simple', $2)
   AND m.id < $3
 ORDER BY m.id DESC
 LIMIT $4

@@ -271,3 +271,34 @@ async fn searches_are_rate_limited_per_user() {
         .await;
     assert_eq!(r.status, 200, "{r:?}");
 }
+
+#[tokio::test]
+async fn words_inside_emails_urls_paths_and_numbers_are_found() {
+    // PostgreSQL's parser keeps `bob@example.com`, `github.com/x`, `docs/api.md` and `3.14`
+    // as single tokens; `q` is split at every non-alphanumeric character, so the text must
+    // be split the same way or `example` never matches.
+    let app = TestApp::spawn().await;
+    let a = app.user("a").await;
+    let b = app.user("b").await;
+    let chat = app.group(&a, &[&b]).await;
+    let mail = app.send(&a, chat, "mail bob@example.com today").await;
+    let url = app.send(&a, chat, "see https://github.com/rtchat/x").await;
+    let path = app.send(&a, chat, "read docs/api.md first").await;
+    let number = app.send(&a, chat, "pi is 3.14, v1.2 ships").await;
+
+    for (query, expected) in [
+        ("example", vec![id(&mail)]),
+        ("bob example", vec![id(&mail)]),
+        ("bob@example.com", vec![id(&mail)]),
+        ("github", vec![id(&url)]),
+        ("rtchat x", vec![id(&url)]),
+        ("api md", vec![id(&path)]),
+        ("docs/api.md", vec![id(&path)]),
+        ("14", vec![id(&number)]),
+        ("3.14", vec![id(&number)]),
+        ("v1 2", vec![id(&number)]),
+    ] {
+        let (ids, _) = search(&app, &b, &q(query)).await;
+        assert_eq!(ids, expected, "q={query:?}");
+    }
+}
