@@ -248,11 +248,12 @@ pub(super) async fn run(d: Arc<Delivery>) {
         );
         if !dirty.is_empty() {
             let users: Vec<i64> = dirty.into_iter().collect();
-            for chunk in users.chunks(RECOMPUTE_BATCH) {
+            for (i, chunk) in users.chunks(RECOMPUTE_BATCH).enumerate() {
                 if let Err(e) = recompute(&d, &mut view, chunk, &adopt).await {
-                    // Tried again at the next hint, deadline or reload.
+                    // This chunk and every one after it are tried again at the next hint,
+                    // deadline or reload: none may wait for the periodic comparison.
                     tracing::debug!(error = ?e, "presence recomputation failed");
-                    p.changed(chunk);
+                    p.changed(&users[i * RECOMPUTE_BATCH..]);
                     break;
                 }
             }
