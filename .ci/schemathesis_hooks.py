@@ -15,7 +15,10 @@ a schema, because it relates two parameters or refers to what exists in the data
   its members (else 422); PATCH /chats/{chat_id}/messages/{message_id}: `mentions` too;
 - PUT and DELETE .../reactions/{emoji}: the emoji is at most 32 bytes of UTF-8 (the schema's
   `maxLength` counts characters);
-- GET /events: `since` must not be past the caller's latest seq (else 410).
+- GET /events: `since` must not be past the caller's latest seq (else 410);
+- GET /presence: `user_ids` are positive 64-bit integers (the pattern cannot bound a number);
+- GET /search/messages: `q` has 1..10 words, a word being a run of letters or digits (a
+  pattern cannot count words in every script).
 
 Only positive cases are touched: negative cases, and every check, stay as schemathesis makes
 them. The values come from the fixture that .ci/docs-checks creates (environment below) or,
@@ -201,6 +204,28 @@ def seen_seq(case) -> None:
         query["since"] = since % (MIN_LATEST_SEQ + 1)
 
 
+I64_MAX = 2**63 - 1
+MAX_SEARCH_WORDS = 10
+
+
+def positive_ids(case) -> None:
+    query = case.query
+    raw = (query or {}).get("user_ids")
+    if isinstance(raw, str):
+        ids = [as_int(v.strip()) or 0 for v in raw.split(",")]
+        query["user_ids"] = ",".join(str(n % I64_MAX or 1) for n in ids)
+
+
+def searchable_words(case) -> None:
+    query = case.query
+    q = (query or {}).get("q")
+    if isinstance(q, str):
+        # ASCII letters and digits are words in the server's sense in every case; the
+        # Unicode rules have their own tests (tests/api/hostile/search.rs).
+        words = "".join(c if c.isascii() and c.isalnum() else " " for c in q).split()
+        query["q"] = " ".join(words[:MAX_SEARCH_WORDS]) or "a"
+
+
 # (method, path template) -> the rule that makes a valid-by-schema case valid for the server.
 RULES = {
     ("POST", "/chats"): existing_participants,
@@ -213,6 +238,8 @@ RULES = {
     ("PUT", "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}"): emoji_in_32_bytes,
     ("DELETE", "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}"): emoji_in_32_bytes,
     ("GET", "/events"): seen_seq,
+    ("GET", "/presence"): positive_ids,
+    ("GET", "/search/messages"): searchable_words,
 }
 
 
