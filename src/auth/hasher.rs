@@ -3,7 +3,7 @@
 //! argon2id with the default parameters needs a 19 MiB work area per hash. Allocated and freed
 //! per hash, those areas stayed resident: once glibc has seen one freed, it raises its mmap
 //! threshold above that size and serves the later ones from its malloc heaps, which it does
-//! not give back (the server grew by more than a GB under logins; README, Performance). Here
+//! not give back (the server grew by more than a GB under logins; docs/PERFORMANCE.md). Here
 //! a fixed set of threads (one per core, at most `MAX_THREADS`) each allocates its area once
 //! and reuses it, so hashing holds at most `MAX_THREADS` × 19 MiB, however many logins come.
 //! Jobs wait in a bounded queue; when it is full the caller is told at once that the server

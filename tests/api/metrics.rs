@@ -402,10 +402,10 @@ async fn a_lost_listen_connection_shows_as_down_then_one_reconnect() {
     assert_eq!(get(&m, "rtchat_listener_up"), 1.0);
 }
 
-/// The README's metrics table names every family `/metrics` exposes, with its type and its
+/// docs/OPERATIONS.md's metrics table names every family `/metrics` exposes, with its type and its
 /// help text as exposed (a row per family: `| name | type | help |`).
 #[tokio::test]
-async fn the_readme_documents_every_metric_with_its_type_and_help() {
+async fn the_operations_doc_lists_every_metric_with_its_type_and_help() {
     let app = TestApp::spawn().await;
     // Requests, so that the per-route families have series.
     app.call("GET", "/healthz", None, None).await;
@@ -423,11 +423,12 @@ async fn the_readme_documents_every_metric_with_its_type_and_help() {
     }
     assert!(rows.len() > 20, "{text}");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md exists");
-    let missing: Vec<&String> = rows.iter().filter(|row| !readme.contains(*row)).collect();
+    let docs = std::fs::read_to_string(root.join("docs/OPERATIONS.md"))
+        .expect("docs/OPERATIONS.md exists");
+    let missing: Vec<&String> = rows.iter().filter(|row| !docs.contains(*row)).collect();
     assert!(
         missing.is_empty(),
-        "README.md's metrics table lacks these rows (or has them otherwise):\n{}",
+        "docs/OPERATIONS.md's metrics table lacks these rows (or has them otherwise):\n{}",
         missing
             .iter()
             .map(|r| r.as_str())
